@@ -1,0 +1,299 @@
+"""One evaluation: encode every (model, subset, language, role) once, then score every matrix cell.
+
+The flow (see DESIGN.md): benchmark loader -> encoder -> embedding store -> exact MaxSim
+top-k per cell -> pytrec_eval -> long results table. Phase 1 makes sure every needed
+embedding set is in the store (encoding only what is missing, or only this shard's part);
+phase 2 reads them back, one document-language corpus at a time, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from models.base import Encoder, Role
+from nanobeir_ext.data import BenchmarkSource, SubsetData, load_subset
+from nanobeir_ext.languages import Cell
+from nanobeir_ext.metrics import evaluate_run
+from nanobeir_ext.ragged import RaggedEmbeddings
+from nanobeir_ext.report import ModelLabel, slug
+from nanobeir_ext.results import PER_QUERY_COLUMNS, results_from_per_query, sort_long
+from nanobeir_ext.retrieval import Run, maxsim_topk, write_trec_run
+from nanobeir_ext.store import EmbeddingStore, store_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as configured: a hub id + revision, a local folder, or a fixture architecture."""
+
+    key: str
+    name: str
+    source: str
+    revision: str | None = None
+    path: str | None = None
+    fixture: str | None = None
+    query_length: int | None = None
+    document_length: int | None = None
+    batch_tokens: int = 32768
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    models: tuple[ModelSpec, ...]
+    benchmark: str
+    source: BenchmarkSource
+    subsets: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    metrics: tuple[str, ...]
+    cache_dir: Path
+    k: int = 100
+    chunk_tokens: int = 2_000_000
+    device: str = "cpu"
+    dtype: str = "auto"
+    progress: bool = True
+    shard: tuple[int, int] | None = None  # (index, count): encode only this part, then stop
+
+    @property
+    def doc_langs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.doc_lang for c in self.cells))
+
+    @property
+    def query_langs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.query_lang for c in self.cells))
+
+
+@dataclass(frozen=True, order=True)
+class WorkUnit:
+    """One encoder pass: a model encodes one role of one subset in one language."""
+
+    model_key: str
+    subset: str
+    language: str
+    role: Role
+
+    def describe(self) -> str:
+        return f"{self.model_key} {self.subset} {self.language} {self.role}s"
+
+
+@dataclass
+class EncodingLog:
+    encoded: list[WorkUnit] = field(default_factory=list)
+    reused: list[WorkUnit] = field(default_factory=list)
+    truncated: dict[WorkUnit, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    per_query: pd.DataFrame
+    results: pd.DataFrame
+    encoding: EncodingLog
+    models: tuple[ModelLabel, ...]
+    model_identities: dict[str, dict]
+    data: dict[tuple[str, str], SubsetData]
+    excluded_queries: dict[tuple[str, str, str, str], int]  # (model-independent) cell -> queries without a retrievable relevant doc
+    complete: bool  # False for a shard run, which only encodes
+
+
+EncoderFactory = Callable[[ModelSpec, EvaluationPlan], Encoder]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` (0-based i) -> (i, n); None stays None."""
+    if text in (None, "", "null"):
+        return None
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}")
+    return index, count
+
+
+def work_units(plan: EvaluationPlan) -> list[WorkUnit]:
+    """Every encoder pass the plan needs, in a fixed order: documents of each doc language, queries of each query language."""
+    units = []
+    for spec in plan.models:
+        for subset in plan.subsets:
+            units += [WorkUnit(spec.key, subset, lang, "document") for lang in plan.doc_langs]
+            units += [WorkUnit(spec.key, subset, lang, "query") for lang in plan.query_langs]
+    return units
+
+
+def shard_units(units: Sequence[WorkUnit], shard: tuple[int, int] | None) -> list[WorkUnit]:
+    """Round-robin split, so shards get a similar mix of corpora and query sets."""
+    if shard is None:
+        return list(units)
+    index, count = shard
+    return [u for i, u in enumerate(units) if i % count == index]
+
+
+def load_data(plan: EvaluationPlan) -> dict[tuple[str, str], SubsetData]:
+    languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
+    pairs = [(s, lang) for s in plan.subsets for lang in languages]
+    return {pair: load_subset(plan.source, *pair) for pair in tqdm(pairs, desc="load benchmark", disable=not plan.progress)}
+
+
+def texts_of(data: SubsetData, role: Role) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    collection = data.corpus if role == "document" else data.queries
+    return collection.ids, collection.texts
+
+
+def unit_key(identity: Mapping, data: SubsetData, role: Role) -> str:
+    ids, texts = texts_of(data, role)
+    return store_key(identity, role, ids, texts)
+
+
+def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], identities: Mapping[str, dict],
+                   data: Mapping[tuple[str, str], SubsetData], store: EmbeddingStore, progress: bool) -> EncodingLog:
+    """Encode every unit missing from the store; reuse the rest. Each finished unit is stored at once,
+    so a killed run loses at most the unit in flight."""
+    record = EncodingLog()
+    start = time.perf_counter()
+    for unit in units:
+        subset_data = data[(unit.subset, unit.language)]
+        key = unit_key(identities[unit.model_key], subset_data, unit.role)
+        if store.contains(key):
+            record.reused.append(unit)
+            record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
+            continue
+        ids, texts = texts_of(subset_data, unit.role)
+        output = encoders[unit.model_key].encode(list(texts), unit.role, progress=progress, desc=unit.describe())
+        embeddings = RaggedEmbeddings.from_list(ids, output.embeddings)
+        store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated), "tokens": str(output.tokens)})
+        record.encoded.append(unit)
+        record.truncated[unit] = output.truncated
+    record.seconds = time.perf_counter() - start
+    if record.reused:
+        log.info("reused %d stored embedding sets, encoded %d", len(record.reused), len(record.encoded))
+    return record
+
+
+def cell_qrels(query_side: SubsetData, doc_side: SubsetData) -> dict[str, dict[str, int]]:
+    """Judgments of the query language, restricted to documents that exist in the document language
+    (a document dropped there for an empty text cannot be retrieved and is not counted as missed)."""
+    present = set(doc_side.corpus.ids)
+    queries = set(query_side.queries.ids)
+    out = {}
+    for qid, docs in query_side.qrels.items():
+        kept = {d: r for d, r in docs.items() if d in present}
+        if qid in queries and any(r > 0 for r in kept.values()):
+            out[qid] = kept
+    return out
+
+
+def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, data: Mapping[tuple[str, str], SubsetData],
+                       store: EmbeddingStore, runs_dir: Path | None) -> tuple[list[tuple], dict]:
+    """Phase 2 for one model: MaxSim top-k and metrics for every subset and cell."""
+    rows: list[tuple] = []
+    excluded: dict[tuple[str, str, str, str], int] = {}
+    cells_by_doc: dict[str, list[Cell]] = {}
+    for cell in plan.cells:
+        cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
+    total = len(plan.subsets) * len(plan.cells)
+    bar = tqdm(total=total, desc=f"MaxSim + metrics {spec.name}", disable=not plan.progress)
+    for subset in plan.subsets:
+        for doc_lang, cells in cells_by_doc.items():
+            doc_side = data[(subset, doc_lang)]
+            documents = _load(store, identity, doc_side, "document")
+            for cell in cells:
+                query_side = data[(subset, cell.query_lang)]
+                queries = _load(store, identity, query_side, "query")
+                run = maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens)
+                if runs_dir is not None:
+                    write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
+                                   tag=slug(spec.name))
+                qrels = cell_qrels(query_side, doc_side)
+                excluded[(subset, cell.doc_lang, cell.query_lang, "queries")] = len(query_side.queries.ids) - len(qrels)
+                for m in evaluate_run(qrels, _restrict(run, qrels), plan.metrics):
+                    rows.append((spec.name, plan.benchmark, subset, cell.doc_lang, cell.query_lang, m.query_id, m.metric, m.value))
+                bar.update()
+    bar.close()
+    return rows, excluded
+
+
+def _load(store: EmbeddingStore, identity: dict, data: SubsetData, role: Role) -> RaggedEmbeddings:
+    key = unit_key(identity, data, role)
+    embeddings = store.get(key)
+    if embeddings is None:  # vanished or failed its checksum since phase 1
+        raise RuntimeError(f"embedding set {data.subset} {data.language} {role}s (key {key[:12]}) is missing or corrupt; "
+                           "run again to re-encode it")
+    return embeddings
+
+
+def _restrict(run: Run, qrels: Mapping[str, Mapping[str, int]]) -> Run:
+    return {qid: docs for qid, docs in run.items() if qid in qrels}
+
+
+def label_of(encoder: Encoder) -> ModelLabel:
+    info = encoder.info
+    return ModelLabel(name=info.name, source=info.source, revision=info.revision, weights=info.weights,
+                      dtype=info.dtype, device=info.device, parameters=info.parameters)
+
+
+def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_dir: Path | None = None) -> EvaluationOutcome:
+    """Run the plan. With ``plan.shard`` set, only that shard's encoder work is done (results are empty)."""
+    store = EmbeddingStore(Path(plan.cache_dir) / "store")
+    data = load_data(plan)
+    units = shard_units(work_units(plan), plan.shard)
+    encoding = EncodingLog()
+    labels: list[ModelLabel] = []
+    identities: dict[str, dict] = {}
+    rows: list[tuple] = []
+    excluded: dict = {}
+    for spec in plan.models:
+        encoder = encoder_factory(spec, plan)
+        identities[spec.key] = encoder.cache_identity()
+        labels.append(label_of(encoder))
+        mine = [u for u in units if u.model_key == spec.key]
+        part = ensure_encoded(mine, {spec.key: encoder}, identities, data, store, plan.progress)
+        encoding.encoded += part.encoded
+        encoding.reused += part.reused
+        encoding.truncated.update(part.truncated)
+        encoding.seconds += part.seconds
+        del encoder  # free the weights before scoring
+        if plan.shard is None:
+            model_rows, model_excluded = retrieve_and_score(plan, spec, identities[spec.key], data, store, runs_dir)
+            rows += model_rows
+            excluded.update(model_excluded)
+    per_query = sort_long(pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS)))
+    results = results_from_per_query(per_query) if rows else pd.DataFrame(columns=per_query.columns.drop("query_id"))
+    return EvaluationOutcome(per_query=per_query, results=results, encoding=encoding, models=tuple(labels),
+                             model_identities=identities, data=data, excluded_queries=excluded,
+                             complete=plan.shard is None)
+
+
+def data_notes(outcome: EvaluationOutcome) -> list[str]:
+    """Human-readable counts of what the data and the encoder dropped or cut."""
+    notes = []
+    for (subset, lang), d in sorted(outcome.data.items()):
+        if d.corpus.dropped_empty or d.queries.dropped_empty:
+            notes.append(f"{subset} {lang}: dropped {d.corpus.dropped_empty} empty documents and "
+                         f"{d.queries.dropped_empty} empty queries")
+        if d.queries_without_relevant:
+            notes.append(f"{subset} {lang}: {d.queries_without_relevant} queries without a relevant document not evaluated")
+    cross = {k: v for k, v in outcome.excluded_queries.items() if v}
+    if cross:
+        notes.append(f"{len(cross)} cells evaluate fewer queries because a relevant document is empty in the "
+                     f"document language ({sum(cross.values())} query evaluations in all)")
+    truncated: dict[tuple[str, str], int] = {}
+    for unit, n in outcome.encoding.truncated.items():
+        truncated[(unit.model_key, unit.role)] = truncated.get((unit.model_key, unit.role), 0) + n
+    for (model, role), n in sorted(truncated.items()):
+        notes.append(f"{model}: {n} {role} texts longer than the model's {role} length were truncated")
+    return notes
+
+
+def replace_info(encoder: Encoder, **changes) -> Encoder:
+    """Relabel an encoder (e.g. fixture checkpoints are random-init, whatever their files say)."""
+    encoder.info = dataclasses.replace(encoder.info, **changes)
+    return encoder

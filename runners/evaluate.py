@@ -1,0 +1,148 @@
+"""``python -m runners.evaluate experiment=smoke|paper [overrides]``: the 9x9 evaluation.
+
+Thin: compose the config, turn it into an EvaluationPlan, call the library, write the outputs.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from nanobeir_ext import rundir
+from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
+from nanobeir_ext.data import BenchmarkSource
+from nanobeir_ext.environment import collect_environment
+from nanobeir_ext.evaluation import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
+from nanobeir_ext.fixture import BENCHMARK_DIR
+from nanobeir_ext.languages import matrix_cells, validate_languages
+from nanobeir_ext.report import ReportContext, slug, write_report
+from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
+
+log = logging.getLogger("nanobeir_ext.evaluate")
+
+
+def model_specs(cfg: DictConfig) -> tuple[ModelSpec, ...]:
+    if not cfg.get("models"):
+        raise ValueError("no models configured: pick an experiment (experiment=smoke|paper) or add "
+                         "+model@models.NAME=<one of configs/model/*.yaml>")
+    specs = []
+    for key, m in cfg.models.items():
+        specs.append(ModelSpec(key=str(key), name=str(m.name), source=str(m.source), revision=m.get("revision"),
+                               path=m.get("path"), fixture=m.get("fixture"), query_length=m.get("query_length"),
+                               document_length=m.get("document_length"), batch_tokens=int(m.get("batch_tokens", 32768))))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two models share a name in {names}; give each a distinct models.<key>.name")
+    return tuple(specs)
+
+
+def benchmark_source(cfg: DictConfig) -> BenchmarkSource:
+    b = cfg.benchmark
+    path = b.get("path")
+    if path == "fixture":
+        path = str(BENCHMARK_DIR)
+    return BenchmarkSource(layout=str(b.layout), repo_id=b.get("repo_id") or "", revision=b.get("revision"),
+                           path=path, cache_dir=str(cache_dir(cfg.runtime) / "datasets"))
+
+
+def build_plan(cfg: DictConfig) -> EvaluationPlan:
+    languages = validate_languages(cfg.benchmark.languages, what="benchmark language")
+    doc_langs = validate_languages(cfg.matrix.doc_langs, allowed=languages, what="matrix.doc_langs language")
+    query_langs = validate_languages(cfg.matrix.query_langs, allowed=languages, what="matrix.query_langs language")
+    cells = matrix_cells(doc_langs, query_langs, diagonal_only=bool(cfg.matrix.get("diagonal_only", False)))
+    if not cells:
+        raise ValueError("the matrix has no cells: check matrix.doc_langs / matrix.query_langs")
+    return EvaluationPlan(
+        models=model_specs(cfg), benchmark=str(cfg.benchmark.name), source=benchmark_source(cfg),
+        subsets=tuple(cfg.benchmark.subsets), cells=tuple(cells), metrics=tuple(cfg.metrics),
+        cache_dir=cache_dir(cfg.runtime), k=int(cfg.retrieval.k), chunk_tokens=int(cfg.retrieval.chunk_tokens),
+        device=str(cfg.runtime.device), dtype=str(cfg.runtime.dtype), progress=bool(cfg.runtime.get("progress", True)),
+        shard=parse_shard(cfg.get("shard")))
+
+
+def default_encoder_factory(spec: ModelSpec, plan: EvaluationPlan):
+    from models.registry import load_encoder
+
+    return load_encoder(name=spec.name, source=spec.source, revision=spec.revision, path=spec.path,
+                        fixture=spec.fixture, device=plan.device, dtype=plan.dtype, cache_dir=plan.cache_dir,
+                        query_length=spec.query_length, document_length=spec.document_length,
+                        batch_tokens=spec.batch_tokens)
+
+
+def run_fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """What makes two runs the same run (not how they are displayed or where caches live)."""
+    settings = plain(cfg)
+    settings.pop("overwrite", None)
+    settings.get("runtime", {}).pop("progress", None)
+    settings.pop("shard", None)
+    return settings
+
+
+def environment(plan: EvaluationPlan, outcome: EvaluationOutcome) -> dict[str, Any]:
+    return collect_environment(
+        plan.device, REPO_DIR,
+        models=[{**vars(label), "identity": outcome.model_identities.get(spec.key)}
+                for spec, label in zip(plan.models, outcome.models)],
+        benchmark={"name": plan.benchmark, "layout": plan.source.layout, "repo_id": plan.source.repo_id,
+                   "revision": plan.source.revision, "path": plan.source.path, "subsets": list(plan.subsets),
+                   "subset_identities": [d.identity() for d in outcome.data.values()]},
+        encoding={"encoded": [u.describe() for u in outcome.encoding.encoded],
+                  "reused": [u.describe() for u in outcome.encoding.reused],
+                  "seconds": round(outcome.encoding.seconds, 3)},
+        shard=list(plan.shard) if plan.shard else None,
+    )
+
+
+def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutcome, out: Path) -> None:
+    write_json(out / "environment.json", environment(plan, outcome))
+    if not outcome.complete:
+        return
+    write_csv(out / "results.csv", outcome.results)
+    write_parquet(out / "results.parquet", outcome.results)
+    write_parquet(out / "per_query.parquet", outcome.per_query)
+    encoded, reused = len(outcome.encoding.encoded), len(outcome.encoding.reused)
+    context = ReportContext(
+        benchmark=plan.benchmark, models=outcome.models, baseline_model=cfg.report.get("baseline_model"),
+        title=f"nanobeir-ext: {plan.benchmark}, {len(plan.cells)} cells",
+        data_notes=tuple(data_notes(outcome)),
+        run_notes=(f"encoder passes: {encoded} made, {reused} reused from the store "
+                   f"({outcome.encoding.seconds:.1f} s encoding)",
+                   f"retrieval: exact MaxSim (padding masked), top-{plan.k}, {plan.device}"))
+    write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))
+    try:
+        from nanobeir_ext.model_index import model_index_yaml
+    except ImportError:  # optional module
+        return
+    for label in outcome.models:
+        write_text(out / "model_index" / f"{slug(label.name)}.yaml", model_index_yaml(outcome.results, label.name))
+
+
+@logged
+def run(cfg: DictConfig, out_dir: str | Path | None = None, encoder_factory=default_encoder_factory) -> dict[str, Any]:
+    """Evaluate as configured; returns a summary (used by tests and multirun sweeps)."""
+    configure_runtime(cfg.runtime)
+    out = output_dir(cfg, out_dir)
+    plan = build_plan(cfg)
+    rundir.claim(out, run_fingerprint(cfg), kind="evaluation" if plan.shard is None else f"shard {cfg.shard}",
+                 overwrite=bool(cfg.get("overwrite", False)))
+    write_text(out / "config.yaml", resolved_yaml(cfg))
+    log.info("output folder: %s", out)
+    outcome = run_evaluation(plan, encoder_factory, runs_dir=out / "runs" if plan.shard is None else None)
+    write_outputs(cfg, plan, outcome, out)
+    rundir.mark_complete(out)
+    log.info("encoder passes: %d made, %d reused; outputs in %s", len(outcome.encoding.encoded),
+             len(outcome.encoding.reused), out)
+    return {"out_dir": str(out), "encoded": len(outcome.encoding.encoded), "reused": len(outcome.encoding.reused),
+            "complete": outcome.complete}
+
+
+@hydra.main(config_path="../configs", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
