@@ -1,0 +1,47 @@
+"""``python -m runners.report runs=[DIR,...]``: one report from existing run folders, without encoding."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from nanobeir_ext import rundir
+from nanobeir_ext.atomic import write_csv, write_parquet
+from nanobeir_ext.report import ReportContext, write_report
+from nanobeir_ext.runs import combine_runs, find_runs, read_run
+from runners.common import logged, output_dir, plain
+
+log = logging.getLogger("nanobeir_ext.report")
+
+
+@logged
+def run(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
+    if not cfg.runs:
+        raise ValueError("give the run folders to combine: runs=[DIR1,DIR2]")
+    out = Path(cfg.out) if cfg.get("out") else output_dir(cfg, out_dir)
+    runs = [read_run(p) for p in find_runs([Path(p) for p in cfg.runs])]
+    per_query, results, labels = combine_runs(runs)
+    rundir.claim(out, plain(cfg) | {"out": str(out)}, kind="report", overwrite=bool(cfg.get("overwrite", False)))
+    benchmarks = sorted({r.benchmark for r in runs})
+    write_csv(out / "results.csv", results)
+    write_parquet(out / "results.parquet", results)
+    write_parquet(out / "per_query.parquet", per_query)
+    context = ReportContext(benchmark=", ".join(benchmarks), models=tuple(labels), baseline_model=cfg.get("baseline_model"),
+                            title=f"nanobeir-ext: combined report of {len(runs)} runs",
+                            run_notes=tuple(f"from {r.path}" for r in runs))
+    write_report(results, context, out, figures_enabled=bool(cfg.get("figures", True)))
+    rundir.mark_complete(out)
+    log.info("combined %d runs into %s", len(runs), out)
+    return {"out_dir": str(out), "runs": [str(r.path) for r in runs]}
+
+
+@hydra.main(config_path="../configs", config_name="report", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
