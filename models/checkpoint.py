@@ -1,0 +1,217 @@
+"""Reading a PyLate ColBERT checkpoint from disk (or the hub) without PyLate.
+
+The layout (see notes/colbert-encoding.md): ``modules.json`` names the transformer
+folder (normally the root) and the ``k_Dense`` folders in order;
+``config_sentence_transformers.json`` holds the ColBERT settings;
+``sentence_bert_config.json`` holds ``do_lower_case``. Missing settings take PyLate
+1.6.0's defaults.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import string
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
+
+from models.dense import dense_weight_file
+
+log = logging.getLogger(__name__)
+
+MODULES_FILE = "modules.json"
+COLBERT_CONFIG_FILE = "config_sentence_transformers.json"
+TRANSFORMER_CONFIG_FILE = "sentence_bert_config.json"
+# Written by nanobeir_ext.fixture_models next to a tiny random-init checkpoint, so that
+# every output built from it is labelled "random-init".
+RANDOM_INIT_MARKER = "nanobeir_fixture.json"
+
+TRANSFORMER_TYPES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.transformer.Transformer")
+DENSE_TYPES = ("pylate.models.Dense.Dense", "pylate.models.Dense", "sentence_transformers.models.Dense", "sentence_transformers.models.dense.Dense")
+# Anything else in modules.json (Pooling, Normalize, ...) PyLate drops on load.
+
+# Files fetched from the hub: weights, configs and tokenizer files, not ONNX/OpenVINO exports.
+HUB_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken")
+HUB_FALLBACK_PATTERNS = ("pytorch_model*.bin", "*/pytorch_model.bin")
+ROOT_WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class ColBERTSettings:
+    """Every setting that changes a ColBERT checkpoint's vectors (PyLate 1.6.0 semantics)."""
+
+    query_prefix: str = "[Q] "  # "" means no prefix token
+    document_prefix: str = "[D] "
+    query_length: int = 32  # tokens per query, prefix included
+    document_length: int = 180  # maximum tokens per document, prefix included
+    do_query_expansion: bool = True  # pad queries to query_length with the expansion token
+    attend_to_expansion_tokens: bool = False  # real query tokens attend to the expansion tokens
+    skiplist_words: tuple[str, ...] = tuple(string.punctuation)  # document tokens dropped after encoding
+    do_lower_case: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("query_length", "document_length"):
+            minimum = 2 if getattr(self, name.replace("length", "prefix")) else 1
+            if int(getattr(self, name)) < minimum:
+                raise ValueError(f"{name} must be at least {minimum} (the prefix token counts toward it), got {getattr(self, name)}")
+        if not self.do_query_expansion and self.attend_to_expansion_tokens:
+            # PyLate forces this off: without expansion there is nothing to attend to.
+            object.__setattr__(self, "attend_to_expansion_tokens", False)
+        object.__setattr__(self, "skiplist_words", tuple(self.skiplist_words))
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["skiplist_words"] = list(self.skiplist_words)
+        return values
+
+    def with_overrides(self, **overrides: Any) -> "ColBERTSettings":
+        """A copy with the non-None overrides applied (unknown names are an error)."""
+        unknown = sorted(set(overrides) - set(asdict(self)))
+        if unknown:
+            raise ValueError(f"unknown ColBERT settings {unknown}; valid: {sorted(asdict(self))}")
+        return replace(self, **{key: value for key, value in overrides.items() if value is not None})
+
+
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """Where the parts of a checkpoint folder are and what its config files say."""
+
+    root: Path
+    transformer_dir: Path
+    dense_dirs: tuple[Path, ...]
+    colbert_config: Mapping[str, Any] = field(default_factory=dict)  # config_sentence_transformers.json
+    transformer_config: Mapping[str, Any] = field(default_factory=dict)  # sentence_bert_config.json
+    random_init: bool = False  # a tiny fixture checkpoint, not trained weights
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """A checkpoint source turned into a local folder."""
+
+    folder: Path
+    source: str  # what the user asked for: hub id or folder
+    revision: str | None  # resolved hub commit; None for a local folder
+
+
+class ModelUnavailableError(RuntimeError):
+    """The hub cannot be reached and the model is not in the local Hugging Face cache."""
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+
+
+def read_checkpoint_layout(root: Path) -> CheckpointLayout:
+    """Parse ``modules.json`` and the two ColBERT config files of a checkpoint folder."""
+    root = Path(root)
+    modules_path = root / MODULES_FILE
+    if not modules_path.is_file():
+        raise FileNotFoundError(
+            f"{root} is not a PyLate ColBERT checkpoint: {MODULES_FILE} is missing "
+            "(a plain transformer folder has no trained projection layer to load)"
+        )
+    modules = sorted(_read_json(modules_path), key=lambda module: int(module.get("idx", 0)))
+    transformer_dirs = [root / module.get("path", "") for module in modules if module.get("type") in TRANSFORMER_TYPES]
+    dense_dirs = tuple(root / module["path"] for module in modules if module.get("type") in DENSE_TYPES)
+    if len(transformer_dirs) != 1:
+        found = [module.get("type") for module in modules]
+        raise ValueError(f"{modules_path}: expected exactly one Transformer module, found module types {found}")
+    if not dense_dirs:
+        found = [module.get("type") for module in modules]
+        raise ValueError(f"{modules_path}: no Dense module (one of {list(DENSE_TYPES)}); found module types {found}")
+    transformer_dir = transformer_dirs[0]
+    colbert_path = root / COLBERT_CONFIG_FILE
+    transformer_path = transformer_dir / TRANSFORMER_CONFIG_FILE
+    return CheckpointLayout(
+        root=root,
+        transformer_dir=transformer_dir,
+        dense_dirs=dense_dirs,
+        colbert_config=_read_json(colbert_path) if colbert_path.is_file() else {},
+        transformer_config=_read_json(transformer_path) if transformer_path.is_file() else {},
+        random_init=(root / RANDOM_INIT_MARKER).is_file(),
+    )
+
+
+def settings_from_layout(layout: CheckpointLayout) -> ColBERTSettings:
+    """The checkpoint's settings; a missing or null field takes PyLate's default."""
+    config = layout.colbert_config
+    values = {key: config.get(key) for key in ("query_prefix", "document_prefix", "query_length", "document_length", "do_query_expansion", "attend_to_expansion_tokens")}
+    skiplist = config.get("skiplist_words")
+    values["skiplist_words"] = tuple(skiplist) if skiplist is not None else None
+    values["do_lower_case"] = layout.transformer_config.get("do_lower_case")
+    return ColBERTSettings().with_overrides(**values)
+
+
+def root_weight_files(folder: Path) -> list[Path]:
+    return sorted({path for pattern in ROOT_WEIGHT_PATTERNS for path in folder.glob(pattern) if path.is_file()})
+
+
+def resolve_source(
+    source: str, *, revision: str | None = None, local_files_only: bool | None = None, cache_dir: str | Path | None = None
+) -> ResolvedSource:
+    """A local folder as is, or a hub repo id downloaded (or found in the HF cache) at ``revision``."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if revision not in (None, ""):
+            log.warning("revision %r ignored: %s is a local folder", revision, path)
+        return ResolvedSource(folder=path.resolve(), source=str(path.resolve()), revision=None)
+    if path.exists() or source.startswith(("/", "./", "../", "~")) or source.count("/") > 1:
+        raise FileNotFoundError(f"checkpoint folder {source!r} does not exist (a hub id looks like 'org/name')")
+    options: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir}
+    if local_files_only is not None:
+        options["local_files_only"] = local_files_only
+    try:
+        folder = Path(snapshot_download(source, allow_patterns=list(HUB_PATTERNS), **options))
+        if not root_weight_files(folder):  # an older checkpoint without safetensors
+            folder = Path(snapshot_download(source, allow_patterns=list(HUB_PATTERNS + HUB_FALLBACK_PATTERNS), **options))
+    except LocalEntryNotFoundError as error:
+        raise ModelUnavailableError(
+            f"cannot load model {source!r} (revision {revision or 'main'}): the Hugging Face hub is unreachable "
+            f"or HF_HUB_OFFLINE is set, and the model is not in the local Hugging Face cache. Download it on a "
+            f"machine with network access (e.g. `hf download {source} --local-dir DIR`), copy DIR here and pass "
+            f"model.path=/local/folder"
+        ) from error
+    commit = folder.name if _COMMIT.match(folder.name) else None
+    return ResolvedSource(folder=folder, source=source, revision=commit)
+
+
+def checkpoint_files(layout: CheckpointLayout) -> list[Path]:
+    """Every file whose bytes change the vectors: weights, model and tokenizer configs, ColBERT configs."""
+    files = set(root_weight_files(layout.transformer_dir))
+    for name in ("config.json", TRANSFORMER_CONFIG_FILE, *TOKENIZER_FILES):
+        if (layout.transformer_dir / name).is_file():
+            files.add(layout.transformer_dir / name)
+    for name in (MODULES_FILE, COLBERT_CONFIG_FILE):
+        if (layout.root / name).is_file():
+            files.add(layout.root / name)
+    for folder in layout.dense_dirs:
+        files.update({folder / "config.json", dense_weight_file(folder)})
+    return sorted(files)
+
+
+def content_hash(root: Path, files: list[Path]) -> str:
+    """sha256 over (relative path, size, bytes) of ``files``; memoised per file size and mtime."""
+    stamp = tuple((str(path.relative_to(root)), path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+    return _content_hash(str(root), stamp)
+
+
+@lru_cache(maxsize=64)
+def _content_hash(root: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for relative, size, _ in stamp:
+        digest.update(f"{relative}\0{size}\0".encode())
+        with open(Path(root) / relative, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,369 @@
+"""A ColBERT encoder for any PyLate-format checkpoint, with plain transformers + torch.
+
+It reproduces PyLate 1.6.0's vectors (notes/colbert-encoding.md):
+
+1. ``text.strip()``, lower-cased when ``do_lower_case``; tokenized with special tokens,
+   ``truncation="longest_first"``, ``max_length = L - 1`` (the prefix counts toward L).
+2. The prefix id is inserted at index 1 (after [CLS] / BOS).
+3. Queries with expansion are padded to exactly L with the expansion id (the mask token,
+   else EOS, else pad); their attention is 0 unless ``attend_to_expansion_tokens``.
+   Documents (and queries without expansion) are padded to the longest in the batch.
+   Padding is always on the right, whatever the tokenizer's ``padding_side``.
+4. ``last_hidden_state`` -> Dense stack -> keep: every query position with expansion,
+   attended positions without; for documents attended positions whose id is not a
+   skiplist id. Every kept vector is L2-normalised.
+
+Texts are sorted by token length and batched by a padded-token budget; vectors come back
+float32 on CPU in input order.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from models.base import ROLES, EncodeOutput, EncoderInfo, Role
+from models.checkpoint import (
+    ColBERTSettings,
+    ModelUnavailableError,
+    checkpoint_files,
+    content_hash,
+    read_checkpoint_layout,
+    resolve_source,
+    settings_from_layout,
+)
+from models.dense import DenseStack, load_dense_stack
+
+__all__ = ["ColBERTSettings", "ColBERTEncoder", "ModelUnavailableError", "load_colbert", "resolve_dtype", "plan_batches"]
+
+log = logging.getLogger(__name__)
+
+# Bump when a change to this module changes vectors, so cached embeddings are recomputed.
+ENCODING_VERSION = 1
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """One text, tokenized and prefixed, before padding."""
+
+    input_ids: list[int]
+    token_type_ids: list[int] | None
+    truncated: bool
+
+
+def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
+    """``"auto"`` is float32 on CPU and bfloat16 on CUDA."""
+    if dtype == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; valid choices: {['auto', *DTYPES]}")
+    return DTYPES[dtype]
+
+
+def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int, fixed_width: int | None = None) -> list[list[int]]:
+    """Group indices, longest first, so that rows x padded width stays within ``batch_tokens``.
+
+    A row longer than the budget gets a batch of its own. ``fixed_width`` is the padded
+    width when every row is padded to the same length (queries with expansion).
+    """
+    if batch_tokens < 1 or max_batch_size < 1:
+        raise ValueError(f"batch_tokens and max_batch_size must be positive, got {batch_tokens} and {max_batch_size}")
+    order = sorted(range(len(lengths)), key=lambda index: -lengths[index])  # stable: ties keep input order
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for index in order:
+        if not current:
+            current, width = [index], fixed_width or lengths[index]
+        elif len(current) < max_batch_size and (len(current) + 1) * width <= batch_tokens:
+            current.append(index)
+        else:
+            batches.append(current)
+            current, width = [index], fixed_width or lengths[index]
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ColBERTEncoder:
+    """Implements :class:`models.base.Encoder` for a ColBERT checkpoint (see module docstring).
+
+    ``backbone`` is a transformers base model (``Lfm2Model``, ``ModernBertModel``, ...)
+    returning ``last_hidden_state``; ``dense`` maps hidden states to the output dimension.
+    """
+
+    def __init__(
+        self,
+        backbone: torch.nn.Module,
+        tokenizer: Any,
+        dense: torch.nn.Module,
+        settings: ColBERTSettings,
+        info: EncoderInfo,
+        *,
+        batch_tokens: int = 16384,
+        max_batch_size: int = 256,
+    ) -> None:
+        if batch_tokens < 1 or max_batch_size < 1:
+            raise ValueError(f"batch_tokens and max_batch_size must be positive, got {batch_tokens} and {max_batch_size}")
+        self.backbone = backbone.eval().requires_grad_(False)
+        self.dense = dense.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.info = info
+        self.batch_tokens = batch_tokens
+        self.max_batch_size = max_batch_size
+        self.device = next(self.backbone.parameters()).device
+        self.expansion_id = self._expansion_token_id(tokenizer)
+        self.prefix_ids = {"query": self._prefix_id(settings.query_prefix), "document": self._prefix_id(settings.document_prefix)}
+        # PyLate looks each word up as a whole token; merged tokens such as " ." stay.
+        self.skiplist_ids = torch.tensor(
+            sorted({i for i in tokenizer.convert_tokens_to_ids(list(settings.skiplist_words)) if i is not None}), dtype=torch.long
+        )
+        parameters = inspect.signature(self.backbone.forward).parameters
+        self._use_token_type_ids = "token_type_ids" in parameters and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+        self._extra_forward_args = {"use_cache": False} if "use_cache" in parameters else {}
+        if getattr(tokenizer, "padding_side", "right") != "right":
+            log.warning("%s: tokenizer padding_side is %r; this encoder pads on the right (PyLate's prefix position assumes it)", info.name, tokenizer.padding_side)
+
+    # -- tokenization ---------------------------------------------------------------------
+    @staticmethod
+    def _expansion_token_id(tokenizer: Any) -> int:
+        """PyLate's pad id: the mask token (MLMs), else EOS (LLMs), else the pad token."""
+        for candidate in (tokenizer.mask_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id):
+            if candidate is not None:
+                return int(candidate)
+        raise ValueError("the tokenizer has no mask, EOS or pad token to pad queries with")
+
+    def _prefix_id(self, prefix: str) -> int | None:
+        if not prefix:
+            return None
+        vocab = self.tokenizer.get_vocab()
+        if prefix not in vocab:
+            raise ValueError(
+                f"{self.info.name}: prefix {prefix!r} is not a token of the checkpoint's tokenizer "
+                f"(PyLate adds it as a token when it saves a checkpoint; this one was not saved that way)"
+            )
+        return int(vocab[prefix])
+
+    def length(self, role: Role) -> int:
+        self._check_role(role)
+        return self.settings.query_length if role == "query" else self.settings.document_length
+
+    @staticmethod
+    def _check_role(role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; valid choices: {list(ROLES)}")
+
+    def _prepare(self, text: str) -> str:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__}: {_shorten(repr(text))}")
+        text = text.strip()
+        return text.lower() if self.settings.do_lower_case else text
+
+    def _token_rows(self, texts: Sequence[str], role: Role) -> list[TokenRow]:
+        prefix_id = self.prefix_ids[role]
+        max_length = self.length(role) - (1 if prefix_id is not None else 0)
+        prepared = [self._prepare(text) for text in texts]
+        if not prepared:
+            return []
+        common = {"add_special_tokens": True, "padding": False, "return_attention_mask": False, "return_token_type_ids": self._use_token_type_ids}
+        encoded = self.tokenizer(prepared, truncation="longest_first", max_length=max_length, **common)
+        ids_list: list[list[int]] = encoded["input_ids"]
+        types_list = encoded["token_type_ids"] if self._use_token_type_ids else [None] * len(ids_list)
+        # A text is truncated when its full tokenization is longer than the limit; only
+        # texts that reached the limit need the second look.
+        at_limit = [index for index, ids in enumerate(ids_list) if len(ids) >= max_length]
+        truncated = set()
+        if at_limit:
+            full = self.tokenizer([prepared[index] for index in at_limit], truncation=False, verbose=False, **common)["input_ids"]
+            truncated = {index for index, ids in zip(at_limit, full) if len(ids) > max_length}
+        rows = []
+        for index, (ids, types) in enumerate(zip(ids_list, types_list)):
+            ids = list(ids)
+            types = list(types) if types is not None else None
+            if prefix_id is not None:
+                ids = ids[:1] + [prefix_id] + ids[1:]
+                types = types[:1] + [0] + types[1:] if types is not None else None
+            rows.append(TokenRow(input_ids=ids, token_type_ids=types, truncated=index in truncated))
+        return rows
+
+    def _fixed_width(self, role: Role) -> int | None:
+        return self.settings.query_length if role == "query" and self.settings.do_query_expansion else None
+
+    def _collate(self, rows: Sequence[TokenRow], role: Role) -> dict[str, torch.Tensor]:
+        width = self._fixed_width(role) or max(len(row.input_ids) for row in rows)
+        input_ids = torch.full((len(rows), width), self.expansion_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        token_types = torch.zeros((len(rows), width), dtype=torch.long) if self._use_token_type_ids else None
+        for index, row in enumerate(rows):
+            n = len(row.input_ids)
+            input_ids[index, :n] = torch.tensor(row.input_ids, dtype=torch.long)
+            attention[index, :n] = 1
+            if token_types is not None and row.token_type_ids is not None:
+                token_types[index, :n] = torch.tensor(row.token_type_ids, dtype=torch.long)
+        if role == "query":
+            # With expansion every position is kept (expansion tokens included); without it
+            # the padding is dropped. Attending to expansion tokens sets the whole mask to 1.
+            keep = torch.ones_like(attention, dtype=torch.bool) if self.settings.do_query_expansion else attention.bool()
+            if self.settings.attend_to_expansion_tokens:
+                attention.fill_(1)
+        else:
+            keep = attention.bool() & ~torch.isin(input_ids, self.skiplist_ids)
+        batch = {"input_ids": input_ids, "attention_mask": attention, "keep_mask": keep}
+        if token_types is not None:
+            batch["token_type_ids"] = token_types
+        return batch
+
+    def tokenize(self, texts: Sequence[str], role: Role) -> dict[str, torch.Tensor]:
+        """One padded batch exactly as PyLate builds it (CPU tensors): ``input_ids``,
+        ``attention_mask`` (+ ``token_type_ids`` where the model takes them) and
+        ``keep_mask``, the positions whose vectors are returned."""
+        self._check_role(role)
+        rows = self._token_rows(texts, role)
+        if not rows:
+            raise ValueError("tokenize needs at least one text")
+        return self._collate(rows, role)
+
+    # -- forward ----------------------------------------------------------------------------
+    def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Model forward on a batch from :meth:`tokenize`: L2-normalised float32 vectors of
+        every position, ``[batch, width, dim]`` on the encoder's device (select
+        ``batch["keep_mask"]`` for the returned ones). The latency benchmark times this."""
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if self._use_token_type_ids and "token_type_ids" in batch:
+            inputs["token_type_ids"] = batch["token_type_ids"]
+        inputs = {key: value.to(self.device, non_blocking=True) for key, value in inputs.items()}
+        rows = inputs["input_ids"].shape[0]
+        if rows == 1 and not bool(inputs["attention_mask"].all()):
+            # transformers skips padding masks inside some layers for a batch of one
+            # (e.g. LFM2's short convolutions, apply_mask_to_padding_states), which would
+            # change the vectors of masked expansion tokens; a duplicated row keeps the
+            # batched behaviour, so a text's vectors never depend on its batch.
+            inputs = {key: value.repeat(2, 1) for key, value in inputs.items()}
+        hidden = self.backbone(**inputs, **self._extra_forward_args).last_hidden_state[:rows]
+        projected = self.dense(hidden.to(next(self.dense.parameters()).dtype)).float()
+        return F.normalize(projected, p=2, dim=-1)
+
+    # -- the Encoder protocol -----------------------------------------------------------------
+    def encode(self, texts: Sequence[str], role: Role, *, progress: bool = True, desc: str | None = None) -> EncodeOutput:
+        """Token vectors of ``texts`` (float32, CPU, input order) for ``role``."""
+        self._check_role(role)
+        texts = list(texts)
+        rows = self._token_rows(texts, role)
+        batches = plan_batches([len(row.input_ids) for row in rows], self.batch_tokens, self.max_batch_size, self._fixed_width(role))
+        embeddings: list[torch.Tensor | None] = [None] * len(texts)
+        padded_tokens = 0
+        label = desc or f"{self.info.name}: {role}s"
+        with torch.inference_mode(), tqdm(total=len(texts), desc=label, unit="text", disable=not progress) as bar:
+            for indices in batches:
+                batch = self._collate([rows[index] for index in indices], role)
+                vectors = self.forward_tokens(batch)
+                keep = batch["keep_mask"].to(vectors.device)
+                kept = vectors[keep]
+                self._check_finite(kept, keep, texts, indices)
+                for index, item in zip(indices, torch.split(kept.cpu(), keep.sum(dim=1).tolist())):
+                    embeddings[index] = item
+                padded_tokens += batch["input_ids"].numel()
+                bar.update(len(indices))
+        return EncodeOutput(
+            embeddings=embeddings,  # type: ignore[arg-type]  # every slot is filled above
+            truncated=sum(row.truncated for row in rows),
+            tokens=sum(len(row.input_ids) for row in rows),
+            padded_tokens=padded_tokens,
+        )
+
+    def _check_finite(self, kept: torch.Tensor, keep: torch.Tensor, texts: Sequence[str], indices: Sequence[int]) -> None:
+        finite = torch.isfinite(kept).all(dim=-1)
+        if bool(finite.all()):
+            return
+        owner = torch.repeat_interleave(torch.arange(len(indices), device=keep.device), keep.sum(dim=1))
+        bad = sorted({indices[int(position)] for position in owner[~finite].tolist()})
+        examples = "; ".join(repr(_shorten(texts[index])) for index in bad[:3])
+        raise ValueError(f"{self.info.name} produced NaN/Inf vectors for {len(bad)} text(s) (dtype {self.info.dtype}), first: {examples}")
+
+    def cache_identity(self) -> dict[str, Any]:
+        """JSON-able identity of the vectors: model (hub revision or content hash), dtype,
+        every setting, the Dense shapes and this module's encoding version."""
+        if self.info.weights_hash is not None:
+            model = {"weights_hash": self.info.weights_hash}
+        else:
+            model = {"source": self.info.source, "revision": self.info.revision}
+        dense = [layer.config.to_dict() for layer in self.dense] if isinstance(self.dense, DenseStack) else repr(self.dense)
+        return {
+            "encoder": "colbert",
+            "encoding_version": ENCODING_VERSION,
+            **model,
+            "weights": self.info.weights,
+            "dtype": self.info.dtype,
+            "settings": self.settings.to_dict(),
+            "dense": dense,
+        }
+
+
+def _default_name(source: str) -> str:
+    return Path(source.rstrip("/")).name or source
+
+
+def _load_backbone(folder: Path, dtype: torch.dtype, attn_implementation: str | None, model_args: dict, config_args: dict) -> torch.nn.Module:
+    config = AutoConfig.from_pretrained(folder, **config_args)
+    if attn_implementation is not None:
+        return AutoModel.from_pretrained(folder, config=config, dtype=dtype, attn_implementation=attn_implementation, **model_args)
+    try:
+        return AutoModel.from_pretrained(folder, config=config, dtype=dtype, attn_implementation="sdpa", **model_args)
+    except (ValueError, ImportError) as error:  # the architecture has no SDPA attention
+        log.info("%s: SDPA attention unavailable (%s); using the default", folder, error)
+        return AutoModel.from_pretrained(folder, config=config, dtype=dtype, **model_args)
+
+
+def load_colbert(
+    source: str,
+    *,
+    revision: str | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    name: str | None = None,
+    query_length: int | None = None,
+    document_length: int | None = None,
+    batch_tokens: int = 16384,
+    local_files_only: bool | None = None,
+    attn_implementation: str | None = None,
+) -> ColBERTEncoder:
+    """Load a PyLate-format checkpoint from a local folder or a hub repo id (at ``revision``).
+
+    A hub checkpoint is identified by its resolved commit, a local folder by a content
+    hash of its files. ``query_length`` / ``document_length`` override the checkpoint.
+    """
+    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only)
+    layout = read_checkpoint_layout(resolved.folder)
+    settings = settings_from_layout(layout).with_overrides(query_length=query_length, document_length=document_length)
+    torch_dtype = resolve_dtype(dtype, device)
+    # sentence-transformers passes these from sentence_bert_config.json; the loader owns dtype.
+    model_args = {k: v for k, v in dict(layout.transformer_config.get("model_args") or {}).items() if k not in ("torch_dtype", "dtype")}
+    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, **dict(layout.transformer_config.get("tokenizer_args") or {}))
+    backbone = _load_backbone(layout.transformer_dir, torch_dtype, attn_implementation, model_args, dict(layout.transformer_config.get("config_args") or {}))
+    backbone = backbone.to(device=device, dtype=torch_dtype)
+    dense = load_dense_stack(layout.dense_dirs).to(device=device, dtype=torch_dtype)
+    info = EncoderInfo(
+        name=name or _default_name(resolved.source),
+        source=resolved.source,
+        revision=resolved.revision,
+        weights="random-init" if layout.random_init else "real",
+        weights_hash=content_hash(layout.root, checkpoint_files(layout)) if resolved.revision is None else None,
+        dtype=str(torch_dtype).removeprefix("torch."),
+        device=str(device),
+        parameters=sum(p.numel() for p in backbone.parameters()) + sum(p.numel() for p in dense.parameters()),
+        settings=settings.to_dict(),
+    )
+    return ColBERTEncoder(backbone, tokenizer, dense, settings, info, batch_tokens=batch_tokens)
