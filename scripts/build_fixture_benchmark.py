@@ -144,9 +144,10 @@ def render_readme(sources: list[dict[str, Any]], configs: list[tuple[str, tuple[
         "|---|---|---|---|---|---|",
     ]
     for source in sources:
+        description = source["description"].replace("|", "\\|")  # a pipe would split the table cell
         lines.append(
             f"| {source['subset']} | {len(source['corpus'])} | {len(source['queries'])} | {len(source['qrels'])} "
-            f"| {source['relevance']} | {source['description']} |"
+            f"| {source['relevance']} | {description} |"
         )
     return "\n".join(lines) + "\n"
 
