@@ -184,6 +184,18 @@ class EmbeddingStore:
             self._remove_if_same(path, identity)
             return None
 
+    def metadata(self, key: str) -> Mapping[str, str]:
+        """The caller's metadata of an entry, from its header only (no checksum; KeyError if absent).
+        A damaged header gives ``{}`` and a warning; ``get`` will remove the entry."""
+        path = self.path_of(key)
+        if not path.is_file():
+            raise KeyError(f"no embedding store entry {key} under {self.root}")
+        try:
+            return self._info(path).metadata
+        except Exception as err:
+            logger.warning("unreadable header in embedding store entry %s (%s: %s)", path, type(err).__name__, err)
+            return {}
+
     def entries(self) -> list[StoreEntryInfo]:
         """Every complete entry, from the headers only (no checksum), sorted by key."""
         infos = []
