@@ -9,14 +9,16 @@ relevant document are dropped and counted. Everything else that is wrong (missin
 columns, duplicate or non-string ids, judgments naming unknown ids) is an error that
 names the subset, the language, the config/split and the count.
 
-Layouts live in the explicit ``LAYOUTS`` registry. For the extended NanoBEIR layout a
-local snapshot is read straight from the data files its README lists (JSON lines or
-parquet), which is far faster than ``datasets.load_dataset`` per config; anything else
-(hub repos, other file formats) goes through ``datasets.load_dataset``.
+Layouts live in the explicit ``LAYOUTS`` registry: ``nanobeir-extended`` (the hub dataset
+or a local snapshot of it) and ``beir`` (BEIR's download folders). A local snapshot of the
+extended layout is read straight from the data files its README lists (JSON lines or
+parquet), far faster than ``datasets.load_dataset`` per config; anything else (hub repos,
+other file formats) goes through ``datasets.load_dataset``.
 """
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import json
 import logging
@@ -55,10 +57,6 @@ class BenchmarkSource:
     revision: str | None = "8a4be55eb80b3ed4d2e9a423a5212228c217d426"
     path: str | None = None  # local snapshot folder; wins over repo_id
     cache_dir: str | None = None  # datasets cache
-
-    @property
-    def is_local(self) -> bool:
-        return self.path is not None
 
     def describe(self) -> str:
         if self.path is not None:
@@ -105,10 +103,14 @@ class SubsetData:
 
     def identity(self) -> dict[str, Any]:
         """What was evaluated, for environment.json: origin, revision, choices and counts."""
-        source = self.source or BenchmarkSource()
-        origin = {"path": str(Path(source.path).resolve())} if source.path is not None else {"repo_id": source.repo_id}
+        source = self.source
+        if source is None:
+            origin: dict[str, Any] = {"layout": None}
+        elif source.path is not None:
+            origin = {"layout": source.layout, "path": str(Path(source.path).resolve())}
+        else:
+            origin = {"layout": source.layout, "repo_id": source.repo_id}
         return {
-            "layout": source.layout,
             **origin,
             "revision": self.revision,
             "subset": self.subset,
@@ -173,6 +175,14 @@ class ConfigLayout:
         return subset, language
 
     def read(self, source: BenchmarkSource, subset: str, doc_language: str, query_language: str) -> tuple[RawTable, RawTable, RawTable]:
+        if source.path is not None:
+            # A snapshot may lack one (subset, language) config even when both names occur elsewhere.
+            configs = set(snapshot_configs(Path(source.path)))
+            for language in dict.fromkeys((doc_language, query_language)):
+                config = self.data_config.format(subset=subset, language=language)
+                if config not in configs:
+                    available = sorted(c for c in configs if self._parse(c) and self._parse(c)[0] == subset)
+                    raise BenchmarkError(f"{source.describe()} has no config {config}; configs of {subset}: {available}")
         return (
             read_split(source, self.data_config.format(subset=subset, language=doc_language), "corpus"),
             read_split(source, self.data_config.format(subset=subset, language=query_language), "queries"),
@@ -187,7 +197,66 @@ NANOBEIR_EXTENDED = ConfigLayout(
     languages=KNOWN_LANGUAGES,
 )
 
-LAYOUTS: dict[str, Layout] = {NANOBEIR_EXTENDED.name: NANOBEIR_EXTENDED}
+# --------------------------------------------------------------------------- the BEIR folder layout
+
+
+@dataclass(frozen=True)
+class BeirFolderLayout:
+    """BEIR's download layout under a local folder: ``{path}/{subset}/corpus.jsonl`` (``_id``,
+    ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``) and ``qrels/{qrels_split}.tsv``
+    (``query-id``, ``corpus-id``, ``score`` with a header row). BEIR folders are monolingual:
+    they offer one language, ``language``. Titles are prepended to texts, as BEIR evaluates."""
+
+    name: str = "beir"
+    description: str = "BEIR folders: {subset}/corpus.jsonl, queries.jsonl, qrels/test.tsv (one language)"
+    subsets: tuple[str, ...] = ()  # defined by the folders found, never by a hub
+    language: str = "en"
+    qrels_split: str = "test"
+
+    def choices(self, source: BenchmarkSource) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if source.path is None:
+            raise BenchmarkError(f"layout {self.name} reads local folders only; set benchmark.path=/folder/of/beir/datasets")
+        root = Path(source.path)
+        if not root.is_dir():
+            raise BenchmarkError(f"BEIR folder {root} does not exist")
+        return tuple(sorted(p.parent.name for p in root.glob("*/corpus.jsonl"))), (self.language,)
+
+    def read(self, source: BenchmarkSource, subset: str, doc_language: str, query_language: str) -> tuple[RawTable, RawTable, RawTable]:
+        folder = Path(source.path or ".") / subset
+        qrels = folder / "qrels" / f"{self.qrels_split}.tsv"
+        corpus = _jsonl_table(folder / "corpus.jsonl")
+        if "title" in corpus.columns and "text" in corpus.columns:
+            titled = tuple(_with_title(title, text) for title, text in zip(corpus.columns["title"], corpus.columns["text"]))
+            corpus = RawTable(corpus.origin, {**corpus.columns, "text": titled})
+        return corpus, _jsonl_table(folder / "queries.jsonl"), _tsv_table(qrels)
+
+
+def _with_title(title: Any, text: Any) -> Any:
+    if isinstance(title, str) and title.strip() and isinstance(text, str):
+        return f"{title.strip()} {text}"
+    return text
+
+
+def _jsonl_table(path: Path) -> RawTable:
+    if not path.is_file():
+        raise BenchmarkError(f"missing file {path}")
+    return RawTable(f"file {path}", {name: tuple(values) for name, values in _read_jsonl(path).items()})
+
+
+def _tsv_table(path: Path) -> RawTable:
+    """A qrels TSV with a header row; scores parsed as integers where they are integers."""
+    if not path.is_file():
+        raise BenchmarkError(f"missing file {path}")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    header, body = (rows[0], rows[1:]) if rows else ([], [])
+    columns: dict[str, tuple[Any, ...]] = {name: tuple(row[i] if i < len(row) else None for row in body) for i, name in enumerate(header)}
+    if "score" in columns:
+        columns["score"] = tuple(int(v) if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()) else v for v in columns["score"])
+    return RawTable(f"file {path}", columns)
+
+
+LAYOUTS: dict[str, Layout] = {NANOBEIR_EXTENDED.name: NANOBEIR_EXTENDED, "beir": BeirFolderLayout()}
 
 
 def get_layout(name: str) -> Layout:
@@ -238,21 +307,28 @@ def _read_files_fast(files: Sequence[Path]) -> dict[str, tuple[Any, ...]] | None
     columns: dict[str, list[Any]] = {}
     n_rows = 0
     for path in files:
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            part = pq.read_table(path).to_pydict()
-            rows = len(next(iter(part.values()), []))
-        else:
-            records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            names = list(dict.fromkeys(name for record in records for name in record))
-            part = {name: [record.get(name) for record in records] for name in names}
-            rows = len(records)
-        for name in set(columns) | set(part):
+        part = _read_parquet(path) if path.suffix == ".parquet" else _read_jsonl(path)
+        rows = len(next(iter(part.values()), []))
+        for name in dict.fromkeys([*columns, *part]):
             # A column missing from some file reads as None there, as ``datasets`` would.
             columns.setdefault(name, [None] * n_rows).extend(part.get(name, [None] * rows))
         n_rows += rows
     return {name: tuple(values) for name, values in columns.items()}
+
+
+def _read_parquet(path: Path) -> dict[str, list[Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pydict()
+
+
+def _read_jsonl(path: Path) -> dict[str, list[Any]]:
+    # The json module keeps every value's type exactly (no inference): an int id stays an int
+    # and is then reported, a "007" id stays a string. Split on "\n" only: str.splitlines would
+    # also split on U+2028 and friends, which JSON leaves unescaped inside strings.
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return {name: [record.get(name) for record in records] for name in names}
 
 
 @contextlib.contextmanager
@@ -482,13 +558,6 @@ def _check_choice(source: BenchmarkSource, layout: Layout, subset: str, language
     unknown = [lang for lang in dict.fromkeys(languages) if lang not in valid_languages]
     if unknown:
         raise BenchmarkError(f"unknown language {unknown} in {where} (layout {layout.name}); valid languages: {list(valid_languages)}")
-    if source.path is not None:
-        # A snapshot may lack one (subset, language) config even when both names occur elsewhere.
-        configs = set(snapshot_configs(Path(source.path)))
-        available = sorted(c for c in configs if c.startswith(f"{subset}_") and not c.endswith("_qrels"))
-        for lang in dict.fromkeys(languages):
-            if f"{subset}_{lang}" not in configs:
-                raise BenchmarkError(f"{where} has no config {subset}_{lang}; configs of {subset}: {available}")
 
 
 def load_subset(source: BenchmarkSource, subset: str, language: str, query_language: str | None = None) -> SubsetData:

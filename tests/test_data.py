@@ -30,7 +30,7 @@ Rows = list[dict[str, Any]]
 
 CORPUS_EN: Rows = [
     {"_id": "d1", "text": "Apples grow on trees."},
-    {"_id": "d2", "text": "Bananas are yellow."},
+    {"_id": "d2", "text": "Bananas are\u2028yellow.\x85"},  # line separators JSON leaves unescaped
     {"_id": "d3", "text": "   "},  # whitespace only: dropped in English
     {"_id": "d4", "text": "Cherries are small."},
 ]
@@ -100,7 +100,7 @@ def toy(tmp_path) -> BenchmarkSource:
 
 def test_empty_texts_and_queries_without_relevant_documents_are_dropped_and_counted(toy):
     data = load_subset(toy, "NanoToy", "en")
-    assert data.corpus == TextCollection(ids=("d1", "d2", "d4"), texts=("Apples grow on trees.", "Bananas are yellow.",
+    assert data.corpus == TextCollection(ids=("d1", "d2", "d4"), texts=("Apples grow on trees.", "Bananas are\u2028yellow.\x85",
                                                                         "Cherries are small."), dropped_empty=1)
     # q3 is empty; q4's only relevant document is empty here; q5 has no judgments; q6 only a 0.
     assert data.queries.ids == ("q1", "q2")
@@ -223,10 +223,10 @@ def test_unknown_choices_for_the_hub_list_the_tasks_and_languages():
 
 
 def test_unknown_layout_lists_the_valid_layouts(toy):
-    with pytest.raises(BenchmarkError, match=r"unknown benchmark layout 'beir'; valid layouts: \['nanobeir-extended'\]"):
-        load_subset(BenchmarkSource(layout="beir", path=toy.path), "NanoToy", "en")
+    with pytest.raises(BenchmarkError, match=r"unknown benchmark layout 'mteb'; valid layouts: \['beir', 'nanobeir-extended'\]"):
+        load_subset(BenchmarkSource(layout="mteb", path=toy.path), "NanoToy", "en")
     with pytest.raises(BenchmarkError, match="valid layouts"):
-        known_subsets("beir")
+        known_subsets("mteb")
 
 
 def test_a_folder_that_is_not_a_snapshot_is_rejected(tmp_path):
@@ -339,3 +339,40 @@ def test_hub_source_offline_fails_with_instructions_and_resolves_revisions_from_
 def test_pinned_and_local_revisions_need_no_hub():
     assert dataset_revision(BenchmarkSource()) == "8a4be55eb80b3ed4d2e9a423a5212228c217d426"
     assert dataset_revision(BenchmarkSource(path="/somewhere")) is None
+
+
+# ----------------------------------------------------------------------------- BEIR folders
+
+
+def write_beir(root: Path, qrels_lines: list[str]) -> Path:
+    folder = root / "toyfact"
+    (folder / "qrels").mkdir(parents=True)
+    corpus = [{"_id": "d1", "title": "Apples", "text": "They grow on trees."},
+              {"_id": "d2", "title": "", "text": "Bananas are yellow."},
+              {"_id": "d3", "title": "", "text": " "}]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
+    queries = [{"_id": "q1", "text": "Where do apples grow?"}, {"_id": "q2", "text": "Only d3"}]
+    (folder / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries))
+    (folder / "qrels" / "test.tsv").write_text("\n".join(["query-id\tcorpus-id\tscore", *qrels_lines]) + "\n")
+    return root
+
+
+def test_beir_folder_layout_loads_with_titles_and_the_same_rules(tmp_path):
+    source = BenchmarkSource(layout="beir", path=str(write_beir(tmp_path / "beir", ["q1\td1\t2", "q1\td2\t0", "q2\td3\t1"])))
+    data = load_subset(source, "toyfact", "en")
+    assert data.corpus.ids == ("d1", "d2") and data.corpus.dropped_empty == 1
+    assert data.corpus.texts == ("Apples They grow on trees.", "Bananas are yellow.")
+    assert data.queries.ids == ("q1",) and data.queries_without_relevant == 1
+    assert data.qrels == {"q1": {"d1": 2, "d2": 0}}
+    with pytest.raises(BenchmarkError, match=r"unknown subset 'scifact' .* valid subsets: \['toyfact'\]"):
+        load_subset(source, "scifact", "en")
+    with pytest.raises(BenchmarkError, match=r"valid languages: \['en'\]"):
+        load_subset(source, "toyfact", "de")
+    with pytest.raises(BenchmarkError, match="reads local folders only; set benchmark.path"):
+        load_subset(BenchmarkSource(layout="beir"), "toyfact", "en")
+
+
+def test_beir_qrels_naming_unknown_documents_are_rejected(tmp_path):
+    source = BenchmarkSource(layout="beir", path=str(write_beir(tmp_path / "beir", ["q1\td1\t1", "q1\td9\t1"])))
+    with pytest.raises(BenchmarkError, match=r"file .*test.tsv names 1 unknown document ids \(first: \['d9'\]"):
+        load_subset(source, "toyfact", "en")
