@@ -54,7 +54,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -173,14 +173,7 @@ def _iter_chunk_scores(
 
     query_vectors = queries.vectors.to(device=target, dtype=torch.float32)
     query_rows = query_vectors.shape[0]
-    # Sum of per-vector maxima per query: gather each query's rows (the extra
-    # last row is zero, standing in for padding) and sum; deterministic on
-    # every device, unlike scatter-add.
-    query_lengths = queries.lengths
-    longest_query = int(query_lengths.max()) if len(queries) else 0
-    positions = torch.arange(longest_query)
-    row_of = queries.offsets[:-1, None] + positions[None, :]
-    row_of = torch.where(positions[None, :] < query_lengths[:, None], row_of, query_rows).to(target)
+    sum_per_query = _query_summer(queries, target)
 
     doc_lengths = documents.lengths
     doc_offsets = documents.offsets.to(target)
@@ -210,7 +203,24 @@ def _iter_chunk_scores(
         if padding == "zero":
             shorter = (lengths < longest_doc).to(target)
             maxima[:query_rows] = torch.where(shorter[None, :], maxima[:query_rows].clamp_min(0.0), maxima[:query_rows])
-        yield doc_index_t, maxima[row_of].sum(dim=1)
+        yield doc_index_t, sum_per_query(maxima)
+
+
+def _query_summer(queries: RaggedEmbeddings, target: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function from per-query-vector maxima ``[query rows + 1, n]`` (last row
+    zero) to per-query sums ``[n_queries, n]``; deterministic on every device,
+    unlike scatter-add."""
+    lengths = queries.lengths
+    rows = int(queries.offsets[-1])
+    if len(queries) and int(lengths[0]) > 0 and bool((lengths == lengths[0]).all()):
+        # All queries equally long (the usual case: query expansion pads to a fixed length).
+        return lambda maxima: maxima[:rows].view(len(queries), int(lengths[0]), -1).sum(dim=1)
+    longest = int(lengths.max()) if len(queries) else 0
+    positions = torch.arange(longest)
+    # Row of each (query, position); positions past a query's end read the zero row.
+    row_of = torch.where(positions[None, :] < lengths[:, None], queries.offsets[:-1, None] + positions[None, :], rows)
+    row_of = row_of.to(target)
+    return lambda maxima: maxima[row_of].sum(dim=1)
 
 
 def _length_sorted_chunks(lengths: torch.Tensor, chunk_tokens: int) -> Iterator[torch.Tensor]:

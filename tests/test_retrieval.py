@@ -84,6 +84,15 @@ def test_queries_of_different_lengths_match_the_definition():
     torch.testing.assert_close(maxsim_scores(queries, documents).double(), reference_scores(queries, documents), rtol=0, atol=1e-5)
 
 
+def test_a_query_without_vectors_scores_zero():
+    documents = random_ragged("d", 4, 1, 3, dim=2, seed=21)
+    empty, one = torch.zeros(0, 2), torch.tensor([[1.0, 0.0]])
+    for queries in (RaggedEmbeddings.from_list(["empty"], [empty]), RaggedEmbeddings.from_list(["empty", "one"], [empty, one])):
+        scores = maxsim_scores(queries, documents)
+        assert scores[0].tolist() == [0.0] * 4
+        torch.testing.assert_close(scores.double(), reference_scores(queries, documents), rtol=0, atol=1e-6)
+
+
 def test_half_precision_vectors_are_scored_in_float32():
     queries = random_ragged("q", 3, 2, 5, dim=8, seed=5)
     documents = random_ragged("d", 10, 1, 6, dim=8, seed=6)

@@ -1,0 +1,320 @@
+"""Benchmark: our exact MaxSim top-k against PyLate 1.6.0's ``colbert_scores``.
+
+Random L2-normalised token embeddings of a realistic shape are scored in two
+subprocesses on the same arrays: ours (``nanobeir_ext.retrieval.maxsim_topk``,
+this interpreter) and PyLate's evaluator path (zero-padded 4-D
+``pylate.scores.colbert_scores`` over the whole corpus, then ``torch.topk``;
+the PyLate virtual environment's interpreter). Each process times only the
+scoring and records its peak extra resident memory (VmHWM reset just before
+scoring, minus VmRSS then). Useful FLOPs (2 x dim x query vectors x document
+vectors, padding excluded) over our time give our throughput, reported as a
+fraction of the fp32 matmul peak measured in this same run.
+
+When PyLate's 4-D similarity tensor (queries x documents x query length x
+longest document x 4 bytes) would exceed ``--pylate-max-gib``, PyLate scores a
+shard of the documents (padded to the corpus's longest document, as a
+whole-corpus run would be) and its time and memory are extrapolated linearly
+to the whole corpus; the output says so. Rankings are compared on the
+documents PyLate actually scored.
+
+    python -m benchmarks.maxsim_vs_pylate                 # full default size
+    python -m benchmarks.maxsim_vs_pylate --documents 500 --out /tmp/maxsim.json
+
+This file is also the worker of both subprocesses (``--worker``); the PyLate
+worker imports only numpy, torch and pylate.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PYLATE_PYTHON = REPO_ROOT / ".venv-pylate" / "bin" / "python"
+PYLATE_READY_MARKER = REPO_ROOT / ".venv-pylate" / ".oracle-ready-v1"
+GIB = 1024**3
+
+
+# ---------------------------------------------------------------- memory probes
+def _status_bytes(field: str) -> int:
+    """A ``/proc/self/status`` field (VmRSS, VmHWM) in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _start_memory_probe() -> int:
+    """Reset the peak-RSS mark (Linux ``clear_refs`` 5) and return the RSS now."""
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    return _status_bytes("VmRSS")
+
+
+def _synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------- data
+def _make_data(args: argparse.Namespace, folder: Path) -> dict[str, int]:
+    generator = torch.Generator().manual_seed(args.seed)
+    query_lengths = torch.full((args.queries,), args.query_tokens, dtype=torch.int64)
+    doc_lengths = torch.randint(args.min_doc_tokens, args.max_doc_tokens + 1, (args.documents,), generator=generator)
+    for name, lengths in (("queries", query_lengths), ("documents", doc_lengths)):
+        vectors = torch.nn.functional.normalize(torch.randn(int(lengths.sum()), args.dim, generator=generator), dim=-1)
+        offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
+        offsets[1:] = torch.cumsum(lengths, 0)
+        np.save(folder / f"{name}_vectors.npy", vectors.numpy())
+        np.save(folder / f"{name}_offsets.npy", offsets.numpy())
+    return {
+        "query_vectors": int(query_lengths.sum()),
+        "document_vectors": int(doc_lengths.sum()),
+        "longest_document": int(doc_lengths.max()),
+    }
+
+
+def _load(folder: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    vectors = torch.from_numpy(np.load(folder / f"{name}_vectors.npy"))
+    offsets = torch.from_numpy(np.load(folder / f"{name}_offsets.npy"))
+    return vectors, offsets
+
+
+# ---------------------------------------------------------------- workers
+def _worker_ours(args: argparse.Namespace) -> dict:
+    from nanobeir_ext.ragged import RaggedEmbeddings
+    from nanobeir_ext.retrieval import default_chunk_tokens, maxsim_topk
+
+    folder = Path(args.data)
+    q_vectors, q_offsets = _load(folder, "queries")
+    d_vectors, d_offsets = _load(folder, "documents")
+    queries = RaggedEmbeddings(tuple(f"q{i}" for i in range(len(q_offsets) - 1)), q_vectors, q_offsets)
+    documents = RaggedEmbeddings(tuple(f"d{i}" for i in range(len(d_offsets) - 1)), d_vectors, d_offsets)
+    chunk_tokens = args.chunk_tokens or default_chunk_tokens(args.device)
+    small = RaggedEmbeddings.from_list(documents.ids[:50], documents.to_list()[:50])
+    maxsim_topk(queries, small, k=args.k, device=args.device, chunk_tokens=chunk_tokens)  # warm-up
+
+    times = []
+    rss_before = _start_memory_probe()
+    for _ in range(args.repeats):
+        _synchronize(args.device)
+        start = time.perf_counter()
+        run = maxsim_topk(queries, documents, k=args.k, device=args.device, chunk_tokens=chunk_tokens)
+        _synchronize(args.device)
+        times.append(time.perf_counter() - start)
+    extra = _status_bytes("VmHWM") - rss_before
+
+    shard = args.shard_documents
+    shard_docs = RaggedEmbeddings.from_list(documents.ids[:shard], documents.to_list()[:shard])
+    shard_run = maxsim_topk(queries, shard_docs, k=args.k, device=args.device, chunk_tokens=chunk_tokens)
+    return {
+        "seconds": min(times),
+        "all_seconds": times,
+        "peak_extra_bytes": extra,
+        "chunk_tokens": chunk_tokens,
+        "threads": torch.get_num_threads(),
+        "topk": _run_to_indices(run),
+        "shard_topk": _run_to_indices(shard_run),
+        "shard_scores": [list(docs.values()) for docs in shard_run.values()],
+    }
+
+
+def _run_to_indices(run: dict[str, dict[str, float]]) -> list[list[int]]:
+    return [[int(doc_id[1:]) for doc_id in docs] for docs in run.values()]
+
+
+def _worker_pylate(args: argparse.Namespace) -> dict:
+    import pylate
+    from pylate.scores import colbert_scores
+
+    folder = Path(args.data)
+    q_vectors, q_offsets = _load(folder, "queries")
+    d_vectors, d_offsets = _load(folder, "documents")
+    pad = torch.nn.utils.rnn.pad_sequence
+    split = lambda vectors, offsets, n: [vectors[offsets[i] : offsets[i + 1]] for i in range(n)]  # noqa: E731
+    queries = pad(split(q_vectors, q_offsets, len(q_offsets) - 1), batch_first=True, padding_value=0).to(args.device)
+    documents = pad(split(d_vectors, d_offsets, args.shard_documents), batch_first=True, padding_value=0)
+    # A whole-corpus run pads every document to the corpus's longest one.
+    longest = int((d_offsets[1:] - d_offsets[:-1]).max())
+    documents = torch.nn.functional.pad(documents, (0, 0, 0, longest - documents.shape[1])).to(args.device)
+    colbert_scores(queries[:2], documents[:2])  # warm-up
+    k = min(args.k, documents.shape[0])
+
+    times = []
+    rss_before = _start_memory_probe()
+    for _ in range(args.repeats):
+        _synchronize(args.device)
+        start = time.perf_counter()
+        scores = colbert_scores(queries, documents)  # as PyLateInformationRetrievalEvaluator calls it
+        top = torch.topk(scores, k, dim=1, largest=True, sorted=True)
+        _synchronize(args.device)
+        times.append(time.perf_counter() - start)
+        del scores
+    extra = _status_bytes("VmHWM") - rss_before
+    return {
+        "pylate_version": pylate.__version__,
+        "seconds": min(times),
+        "all_seconds": times,
+        "peak_extra_bytes": extra,
+        "threads": torch.get_num_threads(),
+        "padded_shape": list(documents.shape),
+        "shard_topk": top.indices.cpu().tolist(),
+        "shard_scores": top.values.cpu().tolist(),
+    }
+
+
+def _run_worker(python: str, kind: str, args: argparse.Namespace, folder: Path) -> dict:
+    result = folder / f"{kind}.json"
+    command = [
+        python, "-m", "benchmarks.maxsim_vs_pylate", "--worker", kind, "--data", str(folder), "--result", str(result),
+        "--k", str(args.k), "--repeats", str(args.repeats), "--device", args.device,
+        "--shard-documents", str(args.shard_documents), "--chunk-tokens", str(args.chunk_tokens or 0),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=REPO_ROOT)
+    return json.loads(result.read_text())
+
+
+# ---------------------------------------------------------------- comparison
+def _agreement(ours: dict, theirs: dict) -> dict[str, float]:
+    overlaps, identical, differences = [], 0, []
+    for our_ids, their_ids, our_scores, their_scores in zip(
+        ours["shard_topk"], theirs["shard_topk"], ours["shard_scores"], theirs["shard_scores"]
+    ):
+        overlaps.append(len(set(our_ids) & set(their_ids)) / max(1, len(their_ids)))
+        identical += our_ids == their_ids
+        their_by_id = dict(zip(their_ids, their_scores))
+        differences += [abs(s - their_by_id[i]) for i, s in zip(our_ids, our_scores) if i in their_by_id]
+    return {
+        "mean_overlap_at_k": float(np.mean(overlaps)),
+        "queries_with_identical_ranking": identical / len(overlaps),
+        "max_abs_score_difference": max(differences, default=0.0),
+    }
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--query-tokens", type=int, default=32)
+    parser.add_argument("--documents", type=int, default=5000)
+    parser.add_argument("--min-doc-tokens", type=int, default=64)
+    parser.add_argument("--max-doc-tokens", type=int, default=300)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--k", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--chunk-tokens", type=int, default=0, help="0: default_chunk_tokens(device)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs per side (best is reported)")
+    parser.add_argument("--pylate-python", default=str(DEFAULT_PYLATE_PYTHON))
+    parser.add_argument("--pylate-max-gib", type=float, default=2.0, help="largest 4-D tensor PyLate may allocate")
+    parser.add_argument("--out", type=Path, help="also write the JSON result here")
+    parser.add_argument("--worker", choices=("ours", "pylate"), help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--shard-documents", type=int, default=0, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse_args(argv)
+    if args.worker:
+        result = _worker_ours(args) if args.worker == "ours" else _worker_pylate(args)
+        Path(args.result).write_text(json.dumps(result))
+        return result
+
+    from nanobeir_ext.peak import matmul_peak_flops
+
+    if not PYLATE_READY_MARKER.exists():
+        raise SystemExit(f"PyLate oracle environment not ready: {PYLATE_READY_MARKER} is missing (scripts/setup_pylate_oracle.sh)")
+    longest_possible = args.max_doc_tokens
+    full_4d_bytes = args.queries * args.documents * args.query_tokens * longest_possible * 4
+    with tempfile.TemporaryDirectory(prefix="maxsim-bench-") as tmp:
+        folder = Path(tmp)
+        sizes = _make_data(args, folder)
+        full_4d_bytes = args.queries * args.documents * args.query_tokens * sizes["longest_document"] * 4
+        per_document = full_4d_bytes / args.documents
+        args.shard_documents = min(args.documents, max(1, int(args.pylate_max_gib * GIB // per_document)))
+        peak = matmul_peak_flops(args.device, torch.float32)
+        ours = _run_worker(sys.executable, "ours", args, folder)
+        theirs = _run_worker(args.pylate_python, "pylate", args, folder)
+
+    scale = args.documents / args.shard_documents
+    useful_flops = 2.0 * args.dim * sizes["query_vectors"] * sizes["document_vectors"]
+    pylate_seconds = theirs["seconds"] * scale
+    report = {
+        "benchmark": "maxsim_vs_pylate",
+        "device": args.device,
+        "shape": {
+            "queries": args.queries, "query_tokens": args.query_tokens, "documents": args.documents,
+            "document_tokens": [args.min_doc_tokens, args.max_doc_tokens], "dim": args.dim, "k": args.k, **sizes,
+        },
+        "threads": {"ours": ours["threads"], "pylate": theirs["threads"]},
+        "matmul_peak_flops_fp32": peak,
+        "ours": {
+            "seconds": ours["seconds"], "all_seconds": ours["all_seconds"], "chunk_tokens": ours["chunk_tokens"],
+            "peak_extra_bytes": ours["peak_extra_bytes"], "useful_flops_per_second": useful_flops / ours["seconds"],
+            "fraction_of_matmul_peak": useful_flops / ours["seconds"] / peak,
+        },
+        "pylate": {
+            "version": theirs["pylate_version"], "documents_scored": args.shard_documents,
+            "extrapolated": scale != 1.0, "seconds_measured": theirs["seconds"], "seconds": pylate_seconds,
+            "peak_extra_bytes_measured": theirs["peak_extra_bytes"],
+            "peak_extra_bytes": theirs["peak_extra_bytes"] * scale, "similarity_4d_bytes": full_4d_bytes,
+        },
+        "speedup": pylate_seconds / ours["seconds"],
+        "agreement_on_documents_pylate_scored": _agreement(ours, theirs),
+    }  # fmt: skip
+    report["goals"] = {
+        "speedup_at_least_2x": report["speedup"] >= 2.0,
+        "our_extra_memory_under_1_gib": ours["peak_extra_bytes"] < GIB,
+        "at_least_60_percent_of_fp32_matmul_peak": report["ours"]["fraction_of_matmul_peak"] >= 0.6,
+    }
+    _print_table(report)
+    line = json.dumps(report, sort_keys=True)
+    print(line)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(line + "\n")
+    return report
+
+
+def _print_table(report: dict) -> None:
+    shape, ours, theirs = report["shape"], report["ours"], report["pylate"]
+    note = (
+        f" (measured on {theirs['documents_scored']} documents, extrapolated linearly)" if theirs["extrapolated"] else ""
+    )
+    agreement = report["agreement_on_documents_pylate_scored"]
+    rows = [
+        ("shape", f"{shape['queries']} q x {shape['query_tokens']} tok; {shape['documents']} d x "
+                  f"{shape['document_tokens'][0]}..{shape['document_tokens'][1]} tok; dim {shape['dim']}; top-{shape['k']}"),
+        ("fp32 matmul peak", f"{report['matmul_peak_flops_fp32'] / 1e9:.1f} GFLOP/s on {report['device']}"),
+        ("ours: time", f"{ours['seconds']:.3f} s (chunk_tokens {ours['chunk_tokens']})"),
+        ("ours: throughput", f"{ours['useful_flops_per_second'] / 1e9:.1f} GFLOP/s = "
+                             f"{100 * ours['fraction_of_matmul_peak']:.0f}% of peak"),
+        ("ours: peak extra memory", f"{ours['peak_extra_bytes'] / GIB:.3f} GiB"),
+        (f"PyLate {theirs['version']}: time", f"{theirs['seconds']:.3f} s{note}"),
+        (f"PyLate {theirs['version']}: peak extra memory", f"{theirs['peak_extra_bytes'] / GIB:.3f} GiB{note}; "
+                                                         f"4-D tensor {theirs['similarity_4d_bytes'] / GIB:.2f} GiB"),
+        ("speedup ours/PyLate", f"{report['speedup']:.1f}x"),
+        ("rankings agreement", f"overlap@k {agreement['mean_overlap_at_k']:.4f}, identical order "
+                               f"{100 * agreement['queries_with_identical_ranking']:.0f}% of queries, "
+                               f"max |score diff| {agreement['max_abs_score_difference']:.2e}"),
+    ]  # fmt: skip
+    rows += [(f"goal: {name.replace('_', ' ')}", "met" if met else "NOT met") for name, met in report["goals"].items()]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
