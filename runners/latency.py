@@ -111,7 +111,7 @@ def timed_model(m: DictConfig, *, mode: str, device: str, dtype: str, attn_imple
         try:
             encoder = load_real(m, device=device, dtype=dtype, attn_implementation=attn_implementation, cache=cache)
             return _timed_encoder(encoder, str(m.name))
-        except (OSError, ValueError, RuntimeError) as error:  # ModelUnavailableError is an OSError
+        except (OSError, ValueError, RuntimeError) as error:  # ModelUnavailableError, missing/broken files
             if mode == "real":
                 raise
             log.warning("%s: real weights not loadable offline (%s: %s); timing a random-init model of the same "

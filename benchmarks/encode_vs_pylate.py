@@ -1,0 +1,211 @@
+"""Document-encoding throughput: this harness vs PyLate 1.6.0, same checkpoint, same texts, one run.
+
+    .venv/bin/python -m benchmarks.encode_vs_pylate [--threads N] [--texts 300] [--repeats 3]
+
+A benchmark, not a test. It builds (once, cached) a mid-sized random-init ModernBERT ColBERT
+checkpoint in the PyLate format with the fixture builder's functions (tokenizer trained on
+the fixture texts, ``write_colbert_checkpoint``), large enough that the model dominates the
+encode call; makes a few hundred mixed-length documents from the fixture texts; then times
+
+* ours: ``models.colbert.load_colbert(...).encode(texts, "document")`` in this process;
+* PyLate: ``pylate.models.ColBERT(...).encode(texts, is_query=False, batch_size=32)`` in a
+  subprocess run by the PyLate virtual environment's interpreter (``.venv-pylate``);
+
+with the same torch thread count, ``TOKENIZERS_PARALLELISM=false`` on both sides, one
+warm-up call each, and only the encode call timed (median of ``--repeats``). It prints the
+throughput ratio ours/PyLate (goal: >= 1.0 on CPU fp32) and checks that the vectors are
+identical (max abs diff <= 1e-5 in fp32). Both encode calls include tokenization.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+PYLATE_PYTHON = REPO_DIR / ".venv-pylate" / "bin" / "python"
+PYLATE_READY = REPO_DIR / ".venv-pylate" / ".oracle-ready-v1"
+TOLERANCE = 1e-5
+
+# Runs inside .venv-pylate: argv[1] is a JSON spec; writes timings and vectors next to it.
+PYLATE_SIDE = r"""
+import json, sys, time
+import numpy as np, torch
+spec = json.loads(open(sys.argv[1]).read())
+torch.set_num_threads(spec["threads"])
+from pylate import models
+model = models.ColBERT(model_name_or_path=spec["checkpoint"], device="cpu")
+model.eval()
+texts = json.loads(open(spec["texts"]).read())
+encode = lambda batch: model.encode(batch, is_query=False, batch_size=spec["batch_size"], show_progress_bar=False)
+encode(texts[: spec["warmup_texts"]])
+seconds = []
+for _ in range(spec["repeats"]):
+    start = time.perf_counter()
+    vectors = encode(texts)
+    seconds.append(time.perf_counter() - start)
+arrays = [np.asarray(v, dtype=np.float32) for v in vectors]
+np.savez(spec["vectors"], flat=np.concatenate(arrays), lengths=np.array([len(a) for a in arrays]))
+json.dump({"seconds": seconds, "threads": torch.get_num_threads(), "torch": torch.__version__},
+          open(spec["timings"], "w"))
+"""
+
+
+def build_checkpoint(cache: Path, *, hidden: int, layers: int, heads: int, document_length: int, seed: int) -> Path:
+    """A random-init ModernBERT (global attention every 3rd layer, local window 128) + Dense hidden->128."""
+    import torch
+    from transformers import AutoModel, ModernBertConfig
+
+    from nanobeir_ext.fixture import fixture_texts
+    from nanobeir_ext.fixture_models import train_tokenizer, write_colbert_checkpoint
+
+    final = cache / f"modernbert-h{hidden}-l{layers}-d{document_length}-s{seed}"
+    if (final / "modules.json").is_file():
+        return final
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache))
+    tokenizer = train_tokenizer("modernbert", fixture_texts())
+    config = ModernBertConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 3 // 2, num_hidden_layers=layers,
+        num_attention_heads=heads, local_attention=128, global_attn_every_n_layers=3, max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id)
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(config, dtype=torch.float32)  # the architecture's own initialisation
+    model.save_pretrained(staging / "backbone")
+    tokenizer.save_pretrained(staging / "backbone")
+    write_colbert_checkpoint(staging / "backbone", staging / "checkpoint", dense_layers=[(hidden, 128, False)],
+                             query_length=32, document_length=document_length, seed=seed)
+    os.replace(staging / "checkpoint", final)
+    return final
+
+
+def mixed_length_texts(count: int, seed: int) -> list[str]:
+    """Documents of 1 to 10 fixture texts joined: from a sentence to past the length limit."""
+    from nanobeir_ext.fixture import fixture_texts
+
+    pool = fixture_texts()
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(pool, rng.choice((1, 1, 1, 1, 2, 2, 3, 4, 6, 10)))) for _ in range(count)]
+
+
+def pylate_padded_tokens(lengths: list[int], texts: list[str], batch_size: int) -> int:
+    """Positions PyLate's encode runs: texts sorted by character length (desc), fixed-size batches,
+    each padded to its longest text."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+def run_pylate(checkpoint: Path, texts: list[str], *, threads: int, repeats: int, batch_size: int,
+               workdir: Path) -> tuple[list[float], "object", list[int], dict]:
+    import numpy as np
+
+    spec = {"checkpoint": str(checkpoint), "texts": str(workdir / "texts.json"), "threads": threads,
+            "repeats": repeats, "batch_size": batch_size, "warmup_texts": 32,
+            "vectors": str(workdir / "pylate.npz"), "timings": str(workdir / "pylate.json")}
+    (workdir / "texts.json").write_text(json.dumps(texts, ensure_ascii=False))
+    (workdir / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads)}
+    subprocess.run([str(PYLATE_PYTHON), "-c", PYLATE_SIDE, str(workdir / "spec.json")], check=True, env=env)
+    timings = json.loads((workdir / "pylate.json").read_text())
+    data = np.load(workdir / "pylate.npz")
+    return timings["seconds"], data["flat"], data["lengths"].tolist(), timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads, both sides")
+    parser.add_argument("--texts", type=int, default=300, help="number of mixed-length documents")
+    parser.add_argument("--repeats", type=int, default=3, help="timed encode calls per side (median reported)")
+    parser.add_argument("--hidden", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--heads", type=int, default=6)
+    parser.add_argument("--document-length", type=int, default=300)
+    parser.add_argument("--pylate-batch-size", type=int, default=32, help="PyLate's encode batch size (its default)")
+    parser.add_argument("--batch-tokens", type=int, default=16384, help="our padded-token budget per batch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=REPO_DIR / ".cache" / "nanobeir-ext" / "bench-models")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    if not PYLATE_READY.is_file():
+        print(f"PyLate environment not ready ({PYLATE_READY} missing): run scripts/setup_pylate_oracle.sh", file=sys.stderr)
+        return 2
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import numpy as np
+    import torch
+
+    from models.colbert import load_colbert
+    from nanobeir_ext.environment import cpu_model
+
+    torch.set_num_threads(args.threads)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    checkpoint = build_checkpoint(args.cache, hidden=args.hidden, layers=args.layers, heads=args.heads,
+                                  document_length=args.document_length, seed=args.seed)
+    texts = mixed_length_texts(args.texts, args.seed)
+
+    encoder = load_colbert(str(checkpoint), device="cpu", dtype="float32", batch_tokens=args.batch_tokens)
+    lengths = [len(encoder.tokenize([t], "document")["input_ids"][0]) for t in texts]
+    with torch.inference_mode():
+        encoder.encode(texts[:32], "document", progress=False)  # warm-up
+        ours_seconds, output = [], None
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            output = encoder.encode(texts, "document", progress=False)
+            ours_seconds.append(time.perf_counter() - start)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        pylate_seconds, flat, pylate_lengths, pylate_info = run_pylate(
+            checkpoint, texts, threads=args.threads, repeats=args.repeats, batch_size=args.pylate_batch_size,
+            workdir=Path(workdir))
+
+    ours_lengths = [e.shape[0] for e in output.embeddings]
+    same_shapes = ours_lengths == pylate_lengths
+    max_diff = float(np.abs(torch.cat(output.embeddings).numpy() - flat).max()) if same_shapes else float("inf")
+    ours_s, pylate_s = statistics.median(ours_seconds), statistics.median(pylate_seconds)
+    useful = sum(lengths)
+    pylate_padded = pylate_padded_tokens(lengths, texts, args.pylate_batch_size)
+    parameters = encoder.info.parameters
+    result = {
+        "command": " ".join([".venv/bin/python -m benchmarks.encode_vs_pylate", *(argv if argv is not None else sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpu": cpu_model(), "threads": args.threads, "torch": torch.__version__, "pylate_torch": pylate_info["torch"],
+        "checkpoint": f"random-init ModernBERT hidden {args.hidden}, {args.layers} layers, {args.heads} heads, "
+                      f"Dense {args.hidden}->128, document_length {args.document_length}, {parameters:,} parameters",
+        "texts": len(texts), "tokens_min": min(lengths), "tokens_median": statistics.median(lengths),
+        "tokens_max": max(lengths), "useful_tokens": useful,
+        "ours_seconds": ours_seconds, "pylate_seconds": pylate_seconds,
+        "ours_docs_per_s": len(texts) / ours_s, "pylate_docs_per_s": len(texts) / pylate_s,
+        "ours_useful_tokens_per_s": useful / ours_s, "pylate_useful_tokens_per_s": useful / pylate_s,
+        "ours_padded_tokens": output.padded_tokens, "pylate_padded_tokens": pylate_padded,
+        "throughput_ratio_ours_over_pylate": pylate_s / ours_s,
+        "same_vector_counts": same_shapes, "max_abs_diff": max_diff, "identical_within_1e-5": max_diff <= TOLERANCE,
+    }
+    print(f"checkpoint : {result['checkpoint']} (fp32, CPU)")
+    print(f"texts      : {len(texts)} documents, {min(lengths)}-{max(lengths)} tokens (median {statistics.median(lengths):g}), "
+          f"{useful:,} useful tokens")
+    print(f"machine    : {result['cpu']}, {args.threads} threads, torch {torch.__version__} (PyLate side {pylate_info['torch']})")
+    print(f"ours       : {ours_s:.3f} s median of {args.repeats} -> {result['ours_docs_per_s']:.1f} docs/s, "
+          f"{result['ours_useful_tokens_per_s']:,.0f} useful tokens/s; {output.padded_tokens:,} positions run "
+          f"({useful / output.padded_tokens:.1%} useful; batches of <= {args.batch_tokens} padded tokens)")
+    print(f"PyLate     : {pylate_s:.3f} s median of {args.repeats} -> {result['pylate_docs_per_s']:.1f} docs/s, "
+          f"{result['pylate_useful_tokens_per_s']:,.0f} useful tokens/s; {pylate_padded:,} positions run "
+          f"({useful / pylate_padded:.1%} useful; batches of {args.pylate_batch_size} texts)")
+    print(f"ratio      : ours/PyLate document-encoding throughput = {result['throughput_ratio_ours_over_pylate']:.2f} (goal >= 1.0)")
+    print(f"vectors    : same counts per text: {same_shapes}; max abs diff {max_diff:.2e} "
+          f"({'OK' if result['identical_within_1e-5'] else 'FAIL'}: tolerance {TOLERANCE:g})")
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["identical_within_1e-5"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
