@@ -179,6 +179,8 @@ class EmbeddingStore:
             return self._read_verified(path, key)
         except FileNotFoundError:  # replaced or removed between stat and open
             return None
+        except PermissionError:  # not damage: the caller must see it
+            raise
         except Exception as err:  # CorruptEntry, or whatever safetensors raises on a damaged file
             logger.warning("embedding store entry %s is damaged (%s: %s); deleting it", path, type(err).__name__, err)
             self._remove_if_same(path, identity)
