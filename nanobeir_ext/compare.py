@@ -147,6 +147,12 @@ def compare_runs(run: RunData, baseline: RunData, settings: CompareSettings, *, 
     else:
         cell_tests = _cell_tests(pairs, sig, progress)
         languages = _language_tests(pairs, sig, progress)
+        family = int(cell_tests.groupby(["model", "benchmark"]).size().max()) if len(cell_tests) else 0
+        if sig.correction != "none" and family * (1 / (sig.n_resamples + 1)) >= sig.alpha:
+            # Monte Carlo p-values cannot go below 1 / (n + 1): a lone changed cell could never pass.
+            notes.append(f"{sig.n_resamples} resamples are too few for {family} cells per model: after "
+                         f"{sig.correction} correction a single changed cell cannot reach p < {sig.alpha}; "
+                         f"raise significance.n_resamples above {int(family / sig.alpha)}.")
     cells = cells.merge(cell_tests.assign(metric=sig.metric), on=[*CELL_KEYS, "metric"], how="left")
     cells["significant"] = cells["p_adjusted"] < sig.alpha
     tol, rule = settings.tolerances, settings.rule

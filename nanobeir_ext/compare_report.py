@@ -97,10 +97,13 @@ def run_comparison_markdown(comparison: RunComparison) -> str:
         lines += [f"- {problem}" for problem in c.coverage_problems]
     lines += ["", "## Worst cells", ""]
     regressed = c.regressed_cells
-    worst = regressed if len(regressed) else gated.sort_values("delta", kind="mergesort")
-    if not len(regressed):
-        lines += ["No regressed cells; the largest drops:", ""]
-    lines += [_worst_table(worst.head(_WORST)), ""]
+    drops = gated[gated["delta"] < 0].sort_values("delta", kind="mergesort")
+    if len(regressed):
+        lines += [_worst_table(regressed.head(_WORST)), ""]
+    elif len(drops):
+        lines += ["No regressed cells; the largest drops:", "", _worst_table(drops.head(_WORST)), ""]
+    else:
+        lines += ["No cell dropped.", ""]
     lines += ["## Means over cells", "", _means_table(c.means[c.means["metric"].isin(s.rule.gate_metrics)]), ""]
     for (model, benchmark), group in gated.groupby(["model", "benchmark"], sort=True):
         for metric, part in group.groupby("metric", sort=True):

@@ -98,6 +98,15 @@ def test_identical_runs_pass_with_p_one_everywhere(tmp_path: Path) -> None:
     assert comparison.cells[comparison.cells["metric"] == "mrr@10"]["p_value"].isna().all()
     assert len(comparison.languages) == 2 * 2 * 3 and (comparison.languages["p_adjusted"] == 1.0).all()
     assert not comparison.means["regressed"].any()
+    assert not any("too few" in n for n in comparison.notes)
+
+
+def test_too_few_resamples_for_the_family_are_flagged(tmp_path: Path) -> None:
+    per_query = make_per_query()
+    run = load_run(make_run(tmp_path / "run", plant(per_query, "en", "en", -0.2)))
+    few = CompareSettings(significance=SignificanceSettings(n_resamples=100))
+    comparison = compare_runs(run, load_run(make_run(tmp_path / "base", per_query)), few, progress=False)
+    assert any("raise significance.n_resamples above 180" in n for n in comparison.notes)
 
 
 def test_planted_drop_in_one_cell_is_found_significant_and_fails(tmp_path: Path) -> None:
