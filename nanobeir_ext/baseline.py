@@ -55,6 +55,10 @@ def load_run(path: Path) -> RunData:
         raise FileNotFoundError(f"run folder {path} does not exist")
     if is_baseline_folder(path):
         return _load_baseline(path)
+    status = _run_status(path)
+    if status not in (None, "complete"):
+        raise ValueError(f"{path} holds a run that is not complete (status {status!r} in run.json); "
+                         f"finish or re-run it before comparing")
     if (path / "results.parquet").is_file():
         results = pd.read_parquet(path / "results.parquet")
     elif (path / "results.csv").is_file():
@@ -153,6 +157,12 @@ def _read_latency(path: Path) -> pd.DataFrame | None:
     if missing:
         raise ValueError(f"{path}: missing latency columns {missing}; expected {list(LATENCY_COLUMNS)}")
     return frame[list(LATENCY_COLUMNS)]
+
+
+def _run_status(path: Path) -> str | None:
+    # run.json is the evaluation runner's folder manifest (nanobeir_ext.rundir).
+    manifest = path / "run.json"
+    return json.loads(manifest.read_text(encoding="utf-8")).get("status") if manifest.is_file() else None
 
 
 def _read_environment(path: Path) -> dict[str, Any]:

@@ -176,14 +176,17 @@ def coverage_problems(run: RunData, baseline: RunData, settings: CompareSettings
     if run_models != base_models:
         problems.append(f"models differ: only in run {sorted(run_models - base_models)}, "
                         f"only in baseline {sorted(base_models - run_models)}")
-    for side in (run, baseline):
-        dup = side.results.duplicated(RESULT_KEYS)
-        if dup.any():
-            problems.append(f"{side.kind} {side.name}: {int(dup.sum())} duplicated result keys, "
-                            f"e.g. {_key_text(side.results[dup].iloc[0], RESULT_KEYS)}")
+    metric = settings.significance.metric
+    for role, side in (("run", run), ("baseline", baseline)):
+        for what, frame, keys in (("result", side.results, RESULT_KEYS),
+                                  (f"per-query {metric}", _metric_rows(side.per_query, metric), QUERY_KEYS),
+                                  ("latency", side.latency, LATENCY_KEYS)):
+            dup = frame.duplicated(keys) if frame is not None else None
+            if dup is not None and dup.any():
+                problems.append(f"{role} {side.name}: {int(dup.sum())} duplicated {what} keys, "
+                                f"e.g. {_key_text(frame[dup].iloc[0], keys)}")
     problems += _key_set_problem("result rows (model, benchmark, subset, doc_lang, query_lang, metric)",
                                  run.results, baseline.results, RESULT_KEYS)
-    metric = settings.significance.metric
     run_q, base_q = _metric_rows(run.per_query, metric), _metric_rows(baseline.per_query, metric)
     if run_q is not None and base_q is not None:
         problems += _key_set_problem(f"per-query {metric} rows (model, benchmark, subset, doc_lang, query_lang, query_id)",
@@ -228,7 +231,8 @@ def _metric_rows(per_query: pd.DataFrame | None, metric: str) -> pd.DataFrame | 
 
 
 def _sides_without_per_query(run: RunData, baseline: RunData, metric: str) -> str:
-    sides = [f"{side.kind} {side.name}" for side in (run, baseline) if _metric_rows(side.per_query, metric) is None]
+    sides = [f"{role} {side.name}" for role, side in (("run", run), ("baseline", baseline))
+             if _metric_rows(side.per_query, metric) is None]
     return " and ".join(sides)
 
 
@@ -295,7 +299,8 @@ def _means(cells: pd.DataFrame, *, gate_metrics: Iterable[str], mean_drop_abs: f
 def _latency(run: RunData, baseline: RunData, metrics: tuple[str, ...],
              tolerance: float) -> tuple[pd.DataFrame | None, str | None]:
     if run.latency is None or baseline.latency is None:
-        missing = " and ".join(f"{s.kind} {s.name}" for s in (run, baseline) if s.latency is None)
+        missing = " and ".join(f"{role} {s.name}" for role, s in (("run", run), ("baseline", baseline))
+                               if s.latency is None)
         return None, f"No latency comparison: no latency.csv in {missing}."
     both = run.latency.merge(baseline.latency, on=LATENCY_KEYS, suffixes=("_run", "_baseline"))
     frames = []

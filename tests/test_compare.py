@@ -189,6 +189,7 @@ def test_latency_on_one_side_only_is_a_note_not_a_failure(tmp_path: Path) -> Non
     (lambda q: q[~((q["doc_lang"] == "fr") & (q["query_lang"] == "en"))], "result rows"),
     (lambda q: q[q["query_id"] != "NanoA-q3"], "per-query ndcg@10 rows"),
     (lambda q: pd.concat([q, q.assign(model="model-z")]), "models differ"),
+    (lambda q: pd.concat([q, q.iloc[:2]]), "duplicated per-query ndcg@10 keys"),
 ])
 def test_runs_that_cover_different_ground_fail_as_mismatch(tmp_path: Path, change, message) -> None:
     base_q = make_per_query()
@@ -274,6 +275,24 @@ def test_baseline_refresh_drops_stale_files_and_refuses_unrelated_folders(tmp_pa
     (unrelated / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="refusing"):
         write_baseline(tmp_path / "run1", unrelated)
+
+
+def test_without_per_query_scores_drops_are_judged_by_tolerance_alone(tmp_path: Path) -> None:
+    per_query = make_per_query()
+    run = load_run(make_run(tmp_path / "run", plant(per_query, "en", "de", -0.05)))
+    base_dir = make_run(tmp_path / "base", per_query)
+    (base_dir / "per_query.parquet").unlink()
+    comparison = compare_runs(run, load_run(base_dir), FAST, progress=False)
+    assert comparison.languages.empty and comparison.cells["p_value"].isna().all()
+    assert any("No significance test" in n and "baseline base" in n for n in comparison.notes)
+    assert cell(comparison, "en", "de")["regressed"] and comparison.verdict == "regression"
+
+
+def test_unfinished_run_is_refused(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run", make_per_query())
+    (run_dir / "run.json").write_text(json.dumps({"kind": "evaluation", "status": "running"}))
+    with pytest.raises(ValueError, match="not complete"):
+        load_run(run_dir)
 
 
 def test_loader_names_what_is_missing(tmp_path: Path) -> None:
