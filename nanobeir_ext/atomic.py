@@ -11,6 +11,12 @@ from typing import Any, Iterator
 import pandas as pd
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path in the target's folder; on success it replaces ``path`` in one rename."""
@@ -21,6 +27,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

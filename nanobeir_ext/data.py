@@ -573,6 +573,15 @@ def load_subset(source: BenchmarkSource, subset: str, language: str, query_langu
     )
 
 
+def load_queries(source: BenchmarkSource, subset: str, language: str) -> TextCollection:
+    """Every non-empty query of a subset in one language, judged or not: the set a model encodes once
+    and every cell of that query language draws from (cells then keep the queries they can judge)."""
+    layout = get_layout(source.layout)
+    _check_choice(source, layout, subset, (language,))
+    _, queries_table, _ = layout.read(source, subset, language, language)
+    return text_collection(queries_table, f"{subset} (queries {language})")[0]
+
+
 def dataset_revision(source: BenchmarkSource) -> str | None:
     """The commit a hub source resolves to (None for a local snapshot).
 

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.base import Encoder, Role
-from nanobeir_ext.data import BenchmarkSource, SubsetData, load_subset
+from nanobeir_ext.data import BenchmarkSource, SubsetData, TextCollection, load_queries, load_subset
 from nanobeir_ext.languages import Cell
 from nanobeir_ext.metrics import evaluate_run
 from nanobeir_ext.ragged import RaggedEmbeddings
@@ -80,7 +80,7 @@ class WorkUnit:
     role: Role
 
     def describe(self) -> str:
-        return f"{self.model_key} {self.subset} {self.language} {self.role}s"
+        return f"{self.model_key} {self.subset} {self.language} {'queries' if self.role == 'query' else 'documents'}"
 
 
 @dataclass
@@ -98,8 +98,8 @@ class EvaluationOutcome:
     encoding: EncodingLog
     models: tuple[ModelLabel, ...]
     model_identities: dict[str, dict]
-    data: dict[tuple[str, str], SubsetData]
-    excluded_queries: dict[tuple[str, str, str, str], int]  # (model-independent) cell -> queries without a retrievable relevant doc
+    data: BenchmarkData
+    excluded_queries: dict[tuple[str, str, str], int]  # (subset, doc_lang, query_lang) -> queries not evaluated
     complete: bool  # False for a shard run, which only encodes
 
 
@@ -137,38 +137,46 @@ def shard_units(units: Sequence[WorkUnit], shard: tuple[int, int] | None) -> lis
     return [u for i, u in enumerate(units) if i % count == index]
 
 
-def load_data(plan: EvaluationPlan) -> dict[tuple[str, str], SubsetData]:
+@dataclass(frozen=True)
+class BenchmarkData:
+    """Monolingual subsets (corpora, notes) and every query set, by (subset, language)."""
+
+    subsets: dict[tuple[str, str], SubsetData]
+    queries: dict[tuple[str, str], TextCollection]
+
+    def collection(self, subset: str, language: str, role: Role) -> TextCollection:
+        return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
+
+
+def load_data(plan: EvaluationPlan) -> BenchmarkData:
     languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
     pairs = [(s, lang) for s in plan.subsets for lang in languages]
-    return {pair: load_subset(plan.source, *pair) for pair in tqdm(pairs, desc="load benchmark", disable=not plan.progress)}
+    subsets, queries = {}, {}
+    for pair in tqdm(pairs, desc="load benchmark", disable=not plan.progress):
+        subsets[pair] = load_subset(plan.source, *pair)
+        queries[pair] = load_queries(plan.source, *pair)
+    return BenchmarkData(subsets=subsets, queries=queries)
 
 
-def texts_of(data: SubsetData, role: Role) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    collection = data.corpus if role == "document" else data.queries
-    return collection.ids, collection.texts
-
-
-def unit_key(identity: Mapping, data: SubsetData, role: Role) -> str:
-    ids, texts = texts_of(data, role)
-    return store_key(identity, role, ids, texts)
+def unit_key(identity: Mapping, collection: TextCollection, role: Role) -> str:
+    return store_key(identity, role, collection.ids, collection.texts)
 
 
 def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], identities: Mapping[str, dict],
-                   data: Mapping[tuple[str, str], SubsetData], store: EmbeddingStore, progress: bool) -> EncodingLog:
+                   data: BenchmarkData, store: EmbeddingStore, progress: bool) -> EncodingLog:
     """Encode every unit missing from the store; reuse the rest. Each finished unit is stored at once,
     so a killed run loses at most the unit in flight."""
     record = EncodingLog()
     start = time.perf_counter()
     for unit in units:
-        subset_data = data[(unit.subset, unit.language)]
-        key = unit_key(identities[unit.model_key], subset_data, unit.role)
+        collection = data.collection(unit.subset, unit.language, unit.role)
+        key = unit_key(identities[unit.model_key], collection, unit.role)
         if store.contains(key):
             record.reused.append(unit)
             record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
             continue
-        ids, texts = texts_of(subset_data, unit.role)
-        output = encoders[unit.model_key].encode(list(texts), unit.role, progress=progress, desc=unit.describe())
-        embeddings = RaggedEmbeddings.from_list(ids, output.embeddings)
+        output = encoders[unit.model_key].encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
+        embeddings = RaggedEmbeddings.from_list(collection.ids, output.embeddings)
         store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated), "tokens": str(output.tokens)})
         record.encoded.append(unit)
         record.truncated[unit] = output.truncated
@@ -178,20 +186,7 @@ def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], i
     return record
 
 
-def cell_qrels(query_side: SubsetData, doc_side: SubsetData) -> dict[str, dict[str, int]]:
-    """Judgments of the query language, restricted to documents that exist in the document language
-    (a document dropped there for an empty text cannot be retrieved and is not counted as missed)."""
-    present = set(doc_side.corpus.ids)
-    queries = set(query_side.queries.ids)
-    out = {}
-    for qid, docs in query_side.qrels.items():
-        kept = {d: r for d, r in docs.items() if d in present}
-        if qid in queries and any(r > 0 for r in kept.values()):
-            out[qid] = kept
-    return out
-
-
-def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, data: Mapping[tuple[str, str], SubsetData],
+def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, data: BenchmarkData,
                        store: EmbeddingStore, runs_dir: Path | None) -> tuple[list[tuple], dict]:
     """Phase 2 for one model: MaxSim top-k and metrics for every subset and cell."""
     rows: list[tuple] = []
@@ -203,17 +198,16 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, da
     bar = tqdm(total=total, desc=f"MaxSim + metrics {spec.name}", disable=not plan.progress)
     for subset in plan.subsets:
         for doc_lang, cells in cells_by_doc.items():
-            doc_side = data[(subset, doc_lang)]
-            documents = _load(store, identity, doc_side, "document")
+            documents = _load(store, identity, data, subset, doc_lang, "document")
             for cell in cells:
-                query_side = data[(subset, cell.query_lang)]
-                queries = _load(store, identity, query_side, "query")
+                queries = _load(store, identity, data, subset, cell.query_lang, "query")
                 run = maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens)
                 if runs_dir is not None:
                     write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
                                    tag=slug(spec.name))
-                qrels = cell_qrels(query_side, doc_side)
-                excluded[(subset, cell.doc_lang, cell.query_lang, "queries")] = len(query_side.queries.ids) - len(qrels)
+                # Judgments of this cell: queries that have a relevant document in the document language.
+                qrels = load_subset(plan.source, subset, cell.doc_lang, query_language=cell.query_lang).qrels
+                excluded[(subset, cell.doc_lang, cell.query_lang)] = len(queries) - len(qrels)
                 for m in evaluate_run(qrels, _restrict(run, qrels), plan.metrics):
                     rows.append((spec.name, plan.benchmark, subset, cell.doc_lang, cell.query_lang, m.query_id, m.metric, m.value))
                 bar.update()
@@ -221,11 +215,11 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, da
     return rows, excluded
 
 
-def _load(store: EmbeddingStore, identity: dict, data: SubsetData, role: Role) -> RaggedEmbeddings:
-    key = unit_key(identity, data, role)
+def _load(store: EmbeddingStore, identity: dict, data: BenchmarkData, subset: str, language: str, role: Role) -> RaggedEmbeddings:
+    key = unit_key(identity, data.collection(subset, language, role), role)
     embeddings = store.get(key)
     if embeddings is None:  # vanished or failed its checksum since phase 1
-        raise RuntimeError(f"embedding set {data.subset} {data.language} {role}s (key {key[:12]}) is missing or corrupt; "
+        raise RuntimeError(f"embedding set {subset} {language} {role}s (key {key[:12]}) is missing or corrupt; "
                            "run again to re-encode it")
     return embeddings
 
@@ -275,21 +269,22 @@ def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_d
 def data_notes(outcome: EvaluationOutcome) -> list[str]:
     """Human-readable counts of what the data and the encoder dropped or cut."""
     notes = []
-    for (subset, lang), d in sorted(outcome.data.items()):
+    for (subset, lang), d in sorted(outcome.data.subsets.items()):
         if d.corpus.dropped_empty or d.queries.dropped_empty:
             notes.append(f"{subset} {lang}: dropped {d.corpus.dropped_empty} empty documents and "
                          f"{d.queries.dropped_empty} empty queries")
         if d.queries_without_relevant:
             notes.append(f"{subset} {lang}: {d.queries_without_relevant} queries without a relevant document not evaluated")
-    cross = {k: v for k, v in outcome.excluded_queries.items() if v}
-    if cross:
-        notes.append(f"{len(cross)} cells evaluate fewer queries because a relevant document is empty in the "
-                     f"document language ({sum(cross.values())} query evaluations in all)")
+    short = {k: v for k, v in outcome.excluded_queries.items() if v}
+    if short:
+        notes.append(f"{len(short)} cells (subset, doc, query language) leave out queries without a relevant document "
+                     f"in the document language ({sum(short.values())} query evaluations in all)")
     truncated: dict[tuple[str, str], int] = {}
     for unit, n in outcome.encoding.truncated.items():
         truncated[(unit.model_key, unit.role)] = truncated.get((unit.model_key, unit.role), 0) + n
     for (model, role), n in sorted(truncated.items()):
-        notes.append(f"{model}: {n} {role} texts longer than the model's {role} length were truncated")
+        if n:
+            notes.append(f"{model}: {n} {role} texts longer than the model's {role} length were truncated")
     return notes
 
 

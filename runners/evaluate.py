@@ -17,6 +17,7 @@ from nanobeir_ext.data import BenchmarkSource
 from nanobeir_ext.environment import collect_environment
 from nanobeir_ext.evaluation import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
 from nanobeir_ext.fixture import BENCHMARK_DIR
+from nanobeir_ext.model_index import model_index_yaml
 from nanobeir_ext.languages import matrix_cells, validate_languages
 from nanobeir_ext.report import ReportContext, slug, write_report
 from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
@@ -88,7 +89,7 @@ def environment(plan: EvaluationPlan, outcome: EvaluationOutcome) -> dict[str, A
                 for spec, label in zip(plan.models, outcome.models)],
         benchmark={"name": plan.benchmark, "layout": plan.source.layout, "repo_id": plan.source.repo_id,
                    "revision": plan.source.revision, "path": plan.source.path, "subsets": list(plan.subsets),
-                   "subset_identities": [d.identity() for d in outcome.data.values()]},
+                   "subset_identities": [d.identity() for d in outcome.data.subsets.values()]},
         encoding={"encoded": [u.describe() for u in outcome.encoding.encoded],
                   "reused": [u.describe() for u in outcome.encoding.reused],
                   "seconds": round(outcome.encoding.seconds, 3)},
@@ -112,12 +113,9 @@ def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutc
                    f"({outcome.encoding.seconds:.1f} s encoding)",
                    f"retrieval: exact MaxSim (padding masked), top-{plan.k}, {plan.device}"))
     write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))
-    try:
-        from nanobeir_ext.model_index import model_index_yaml
-    except ImportError:  # optional module
-        return
     for label in outcome.models:
-        write_text(out / "model_index" / f"{slug(label.name)}.yaml", model_index_yaml(outcome.results, label.name))
+        write_text(out / "model_index" / f"{slug(label.name)}.yaml", model_index_yaml(outcome.results, label.name,
+                                                                                    dataset_revision=plan.source.revision))
 
 
 @logged
