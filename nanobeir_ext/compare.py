@@ -40,10 +40,13 @@ class Tolerances:
     cell_drop_abs: float = 0.02  # a cell's metric drop beyond this may be a regression
     mean_drop_abs: float = 0.01  # a drop of the mean over all cells beyond this is a regression
     latency_increase_rel: float = 0.10  # relative slowdown beyond this is a regression
+    # Drift gate for deterministic pipelines: any value of any metric (cell or subset) that moves
+    # by more than this, up or down, fails. None = off.
+    any_change_abs: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("published_abs", "cell_drop_abs", "mean_drop_abs", "latency_increase_rel"):
-            if getattr(self, name) < 0:
+        for name in ("published_abs", "cell_drop_abs", "mean_drop_abs", "latency_increase_rel", "any_change_abs"):
+            if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"tolerance {name} must be >= 0, got {getattr(self, name)}")
 
 
@@ -91,7 +94,10 @@ class CompareSettings:
         return (f"A regression is (1) a cell whose {', '.join(r.gate_metrics)} drops by more than "
                 f"{t.cell_drop_abs:g}{significance}; OR (2) a drop of the mean over all cells by more than "
                 f"{t.mean_drop_abs:g}; OR (3) a latency increase ({', '.join(r.latency_metrics)}) of more than "
-                f"{100 * t.latency_increase_rel:g}% when both sides have latency.csv. Both sides must cover the "
+                f"{100 * t.latency_increase_rel:g}% when both sides have latency.csv"
+                + (f"; OR (4) any value of any metric (cell or subset) that moves by more than {t.any_change_abs:g} "
+                   "in either direction (drift gate)" if t.any_change_abs is not None else "")
+                + ". Both sides must cover the "
                 f"same models, cells, metrics and queries, otherwise the comparison fails as a mismatch.")
 
 
@@ -120,6 +126,7 @@ class RunComparison:
         if self.coverage_problems:
             return "mismatch"
         regressed = (self.cells["regressed"].any() or self.means["regressed"].any()
+                     or bool(self.subsets.get("drifted", pd.Series(dtype=bool)).any())
                      or (self.latency is not None and bool(self.latency["regressed"].any())))
         return "regression" if regressed else "pass"
 
@@ -160,6 +167,13 @@ def compare_runs(run: RunData, baseline: RunData, settings: CompareSettings, *, 
     # No p-value (other metrics, or no per-query data on one side): the drop alone decides.
     confirmed = cells["significant"] | cells["p_adjusted"].isna() if rule.require_significance else True
     cells["regressed"] = cells["drop_beyond"] & confirmed
+    if tol.any_change_abs is not None:
+        cells["drifted"] = cells["delta"].abs() > tol.any_change_abs
+        subsets["drifted"] = subsets["delta"].abs() > tol.any_change_abs
+        cells["regressed"] = cells["regressed"] | cells["drifted"]
+        drifted_subsets = int(subsets["drifted"].sum())
+        if drifted_subsets:
+            notes.append(f"drift gate: {drifted_subsets} per-subset values moved by more than {tol.any_change_abs:g}")
     means = _means(cells, gate_metrics=rule.gate_metrics, mean_drop_abs=tol.mean_drop_abs)
     latency, latency_note = _latency(run, baseline, rule.latency_metrics, tol.latency_increase_rel)
     if latency_note:

@@ -30,7 +30,8 @@ def settings_from_config(cfg: DictConfig) -> CompareSettings:
     t, s, r = cfg.tolerance, cfg.significance, cfg.regression
     return CompareSettings(
         tolerances=Tolerances(published_abs=float(t.published_abs), cell_drop_abs=float(t.cell_drop_abs),
-                              mean_drop_abs=float(t.mean_drop_abs), latency_increase_rel=float(t.latency_increase_rel)),
+                              mean_drop_abs=float(t.mean_drop_abs), latency_increase_rel=float(t.latency_increase_rel),
+                              any_change_abs=None if t.get("any_change_abs") is None else float(t.any_change_abs)),
         significance=SignificanceSettings(metric=str(s.metric), n_resamples=int(s.n_resamples), seed=int(s.seed),
                                           alpha=float(s.alpha), correction=str(s.correction)),
         rule=RegressionRule(gate_metrics=tuple(r.gate_metrics), require_significance=bool(r.require_significance),

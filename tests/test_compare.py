@@ -389,3 +389,19 @@ def test_published_report_flags_printed_averages_in_the_published_matrix(referen
     assert "33.54% ⚠ printed 33.35%" in md and "34.52% ⚠ printed 34.24%" in md
     assert md.count("⚠ printed") == 3
     assert "**Verdict: ✅ reproduced**" in md
+
+
+def test_drift_gate_fails_any_small_change_either_way(tmp_path: Path) -> None:
+    base_q = make_per_query()
+    run = load_run(make_run(tmp_path / "run", plant(base_q, "de", "fr", +0.001)))
+    base = load_run(make_run(tmp_path / "base", base_q))
+    assert compare_runs(run, base, FAST, progress=False).verdict == "pass"  # an improvement, within tolerance
+    strict = CompareSettings(tolerances=Tolerances(any_change_abs=1e-6),
+                             significance=SignificanceSettings(n_resamples=2000, seed=0))
+    comparison = compare_runs(run, base, strict, progress=False)
+    assert comparison.verdict == "regression"
+    assert cell(comparison, "de", "fr")["drifted"] and cell(comparison, "de", "fr")["regressed"]
+    assert not cell(comparison, "en", "en")["drifted"]
+    assert "drift gate" in strict.describe_rule()
+    same = compare_runs(load_run(make_run(tmp_path / "same", base_q.copy())), base, strict, progress=False)
+    assert same.verdict == "pass"
