@@ -94,8 +94,10 @@ def maxsim_scores(
     Memory grows with ``n_queries x n_documents``; for tests and small sets.
     Use :func:`maxsim_topk` for retrieval.
     """
+    _check_inputs(queries, documents, padding)
+    chunks = _plan_chunks(documents, device, chunk_tokens)
     scores = torch.empty((len(queries), len(documents)), dtype=torch.float32)
-    for doc_index, chunk_scores in _iter_chunk_scores(queries, documents, device, chunk_tokens, padding):
+    for doc_index, chunk_scores in _iter_chunk_scores(queries, documents, chunks, device, padding):
         scores[:, doc_index.cpu()] = chunk_scores.cpu()
     return scores
 
@@ -118,8 +120,10 @@ def maxsim_topk(
     if k < 1:
         raise ValueError(f"k must be a positive number of documents, got {k}")
     _check_unique_ids(queries.ids, "query")
+    _check_inputs(queries, documents, padding)
     if len(queries) == 0:
         return {}
+    chunks = _plan_chunks(documents, device, chunk_tokens)
     target = torch.device(device)
     # Tie rule as an integer: documents sorted by id descending get rank 0, 1, ...
     by_id_desc = sorted(range(len(documents)), key=documents.ids.__getitem__, reverse=True)
@@ -129,8 +133,8 @@ def maxsim_topk(
 
     best_scores = torch.empty((len(queries), 0), dtype=torch.float32, device=target)
     best_index = torch.empty((len(queries), 0), dtype=torch.int64, device=target)
-    chunks = _iter_chunk_scores(queries, documents, device, chunk_tokens, padding)
-    for doc_index, chunk_scores in tqdm(chunks, desc="MaxSim chunks", disable=not progress, unit="chunk"):
+    scored_chunks = _iter_chunk_scores(queries, documents, chunks, device, padding)
+    for doc_index, chunk_scores in tqdm(scored_chunks, total=len(chunks), desc="MaxSim", unit="chunk", disable=not progress):
         candidates_index = torch.cat([best_index, doc_index.expand(len(queries), -1)], dim=1)
         candidates_scores = torch.cat([best_scores, chunk_scores], dim=1)
         best_scores, best_index = _top_k_with_ties(candidates_scores, candidates_index, tie_rank, k)
@@ -155,22 +159,33 @@ def _top_k_with_ties(
     return scores.gather(1, order), index.gather(1, order)
 
 
+def _plan_chunks(documents: RaggedEmbeddings, device: str, chunk_tokens: int | None) -> list[torch.Tensor]:
+    """Document indices per chunk, longest documents first, each chunk's padded
+    size (documents x its longest) within ``chunk_tokens``; at least one document each."""
+    chunk_tokens = default_chunk_tokens(device) if chunk_tokens is None else chunk_tokens
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be a positive number of document vectors, got {chunk_tokens}")
+    order = torch.argsort(documents.lengths, descending=True, stable=True)
+    sorted_lengths = documents.lengths[order].tolist()
+    chunks, start = [], 0
+    while start < len(order):
+        per_chunk = max(1, chunk_tokens // sorted_lengths[start])
+        chunks.append(order[start : start + per_chunk])
+        start += per_chunk
+    return chunks
+
+
 def _iter_chunk_scores(
     queries: RaggedEmbeddings,
     documents: RaggedEmbeddings,
+    chunks: list[torch.Tensor],
     device: str,
-    chunk_tokens: int | None,
     padding: str,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(document indices [n_c], scores [n_queries, n_c])`` per chunk."""
-    _check_inputs(queries, documents, padding)
-    target = torch.device(device)
-    chunk_tokens = default_chunk_tokens(target) if chunk_tokens is None else chunk_tokens
-    if chunk_tokens < 1:
-        raise ValueError(f"chunk_tokens must be a positive number of document vectors, got {chunk_tokens}")
-    if len(documents) == 0:
+    if not chunks:
         return
-
+    target = torch.device(device)
     query_vectors = queries.vectors.to(device=target, dtype=torch.float32)
     query_rows = query_vectors.shape[0]
     sum_per_query = _query_summer(queries, target)
@@ -179,7 +194,6 @@ def _iter_chunk_scores(
     doc_offsets = documents.offsets.to(target)
     doc_vectors = documents.vectors if target.type == "cpu" else documents.vectors.to(target)
     longest_doc = int(doc_lengths.max())
-    chunks = list(_length_sorted_chunks(doc_lengths, chunk_tokens))
     widest = max(len(doc_index) * int(doc_lengths[doc_index[0]]) for doc_index in chunks)
     # One similarity buffer for the whole call: a fresh multi-MiB tensor per
     # chunk costs page faults on CPU (measured: ~25% of the run).
@@ -192,18 +206,31 @@ def _iter_chunk_scores(
         # a repeated vector never changes a max, so this is the exact "mask" rule.
         span = torch.minimum(torch.arange(width, device=target)[None, :], lengths.to(target)[:, None] - 1)
         rows = (doc_offsets[doc_index_t][:, None] + span).reshape(-1)
-        chunk_vectors = doc_vectors.index_select(0, rows).to(dtype=torch.float32).T
-
-        maxima = torch.zeros((query_rows + 1, len(doc_index)), dtype=torch.float32, device=target)
-        for start in range(0, query_rows, _QUERY_ROWS_PER_BLOCK):
-            block = query_vectors[start : start + _QUERY_ROWS_PER_BLOCK]
-            similarity = similarity_buffer[: block.shape[0] * chunk_vectors.shape[1]].view(block.shape[0], -1)
-            torch.mm(block, chunk_vectors, out=similarity)
-            torch.amax(similarity.view(block.shape[0], len(doc_index), width), dim=2, out=maxima[start : start + block.shape[0]])
+        chunk_vectors = doc_vectors.index_select(0, rows).to(dtype=torch.float32)
+        maxima = _chunk_maxima(query_vectors, chunk_vectors.view(len(doc_index), width, -1), similarity_buffer)
         if padding == "zero":
             shorter = (lengths < longest_doc).to(target)
             maxima[:query_rows] = torch.where(shorter[None, :], maxima[:query_rows].clamp_min(0.0), maxima[:query_rows])
         yield doc_index_t, sum_per_query(maxima)
+
+
+def _chunk_maxima(query_vectors: torch.Tensor, chunk: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
+    """``[query rows + 1, n_docs]``: row r, column j = max over document j's
+    (padded) vectors of their dot product with query vector r; the last row is 0.
+
+    ``chunk`` is ``[n_docs, width, dim]``; one matmul per block of query rows
+    into ``buffer``, then a max over each document's ``width`` columns.
+    """
+    n_docs, width, _ = chunk.shape
+    query_rows = query_vectors.shape[0]
+    columns = chunk.reshape(n_docs * width, -1).T
+    maxima = torch.zeros((query_rows + 1, n_docs), dtype=torch.float32, device=query_vectors.device)
+    for start in range(0, query_rows, _QUERY_ROWS_PER_BLOCK):
+        block = query_vectors[start : start + _QUERY_ROWS_PER_BLOCK]
+        similarity = buffer[: block.shape[0] * n_docs * width].view(block.shape[0], n_docs * width)
+        torch.mm(block, columns, out=similarity)
+        torch.amax(similarity.view(block.shape[0], n_docs, width), dim=2, out=maxima[start : start + block.shape[0]])
+    return maxima
 
 
 def _query_summer(queries: RaggedEmbeddings, target: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -221,18 +248,6 @@ def _query_summer(queries: RaggedEmbeddings, target: torch.device) -> Callable[[
     row_of = torch.where(positions[None, :] < lengths[:, None], queries.offsets[:-1, None] + positions[None, :], rows)
     row_of = row_of.to(target)
     return lambda maxima: maxima[row_of].sum(dim=1)
-
-
-def _length_sorted_chunks(lengths: torch.Tensor, chunk_tokens: int) -> Iterator[torch.Tensor]:
-    """Document indices, longest first, cut so each chunk's padded size
-    (documents x its longest) fits ``chunk_tokens``; at least one document each."""
-    order = torch.argsort(lengths, descending=True, stable=True)
-    sorted_lengths = lengths[order].tolist()
-    start = 0
-    while start < len(order):
-        per_chunk = max(1, chunk_tokens // sorted_lengths[start])
-        yield order[start : start + per_chunk]
-        start += per_chunk
 
 
 def _check_inputs(queries: RaggedEmbeddings, documents: RaggedEmbeddings, padding: str) -> None:
