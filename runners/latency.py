@@ -102,6 +102,11 @@ def build_random(m: DictConfig, *, device: str, dtype: str, attn_implementation:
                       owner=model)
 
 
+def first_sentence(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split())
+    return text.split(". ")[0][:limit]
+
+
 def timed_model(m: DictConfig, *, mode: str, device: str, dtype: str, attn_implementation: str, seed: int,
                 cache: Path) -> TimedModel:
     """Real weights when ``mode`` allows and they load offline; else random-init (one log line why)."""
@@ -115,7 +120,7 @@ def timed_model(m: DictConfig, *, mode: str, device: str, dtype: str, attn_imple
             if mode == "real":
                 raise
             log.warning("%s: real weights not loadable offline (%s: %s); timing a random-init model of the same "
-                        "architecture", m.name, type(error).__name__, str(error).splitlines()[0][:200])
+                        "architecture", m.name, type(error).__name__, first_sentence(error))
     return build_random(m, device=device, dtype=dtype, attn_implementation=attn_implementation, seed=seed)
 
 
