@@ -146,6 +146,10 @@ def read_checkpoint_layout(root: Path) -> CheckpointLayout:
 def settings_from_layout(layout: CheckpointLayout) -> ColBERTSettings:
     """The checkpoint's settings; a missing or null field takes PyLate's default."""
     config = layout.colbert_config
+    prompt_name = config.get("default_prompt_name")
+    if prompt_name and (config.get("prompts") or {}).get(prompt_name):
+        # PyLate would prepend this prompt to every text; no published ColBERT checkpoint sets one.
+        raise ValueError(f"{layout.root}: default_prompt_name {prompt_name!r} (a prompt prepended to every text) is not supported")
     values = {key: config.get(key) for key in ("query_prefix", "document_prefix", "query_length", "document_length", "do_query_expansion", "attend_to_expansion_tokens")}
     skiplist = config.get("skiplist_words")
     values["skiplist_words"] = tuple(skiplist) if skiplist is not None else None

@@ -80,6 +80,14 @@ def test_do_lower_case_comes_from_sentence_bert_config(copy: Path) -> None:
     assert settings_from_layout(read_checkpoint_layout(copy)).do_lower_case
 
 
+def test_a_default_prompt_is_refused(copy: Path) -> None:
+    config = json.loads((copy / "config_sentence_transformers.json").read_text())
+    config |= {"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": "query"}
+    (copy / "config_sentence_transformers.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="default_prompt_name 'query'"):
+        settings_from_layout(read_checkpoint_layout(copy))
+
+
 def test_settings_rules() -> None:
     assert not ColBERTSettings(do_query_expansion=False, attend_to_expansion_tokens=True).attend_to_expansion_tokens
     assert ColBERTSettings(attend_to_expansion_tokens=True).attend_to_expansion_tokens

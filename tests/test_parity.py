@@ -26,8 +26,10 @@ from tests.parity.cases import VARIANT_NAMES, fixture_ranking_texts, parity_text
 pytestmark = pytest.mark.parity
 
 REPO_DIR = Path(__file__).resolve().parent.parent
-ORACLE_PYTHON = REPO_DIR / ".venv-pylate" / "bin" / "python"
-ORACLE_READY = REPO_DIR / ".venv-pylate" / ".oracle-ready-v1"
+# The same location scripts/setup_pylate_oracle.sh creates (PYLATE_VENV overrides it there too).
+ORACLE_VENV = Path(os.environ.get("PYLATE_VENV", REPO_DIR / ".venv-pylate"))
+ORACLE_PYTHON = ORACLE_VENV / "bin" / "python"
+ORACLE_READY = ORACLE_VENV / ".oracle-ready-v1"
 ORACLE_SCRIPT = REPO_DIR / "tests" / "parity" / "oracle.py"
 VECTOR_TOLERANCE = 1e-5
 SCORE_TOLERANCE = 1e-4
@@ -53,7 +55,7 @@ class OracleRun:
 @pytest.fixture(scope="session")
 def oracle(tmp_path_factory: pytest.TempPathFactory) -> OracleRun:
     if not ORACLE_PYTHON.is_file() or not ORACLE_READY.is_file():
-        pytest.fail(f"the PyLate oracle environment is missing ({ORACLE_PYTHON.parent.parent}): run scripts/setup_pylate_oracle.sh", pytrace=False)
+        pytest.fail(f"the PyLate oracle environment is missing ({ORACLE_VENV}): run scripts/setup_pylate_oracle.sh", pytrace=False)
     root = tmp_path_factory.mktemp("parity")
     text_sets = {"parity": parity_texts(), "fixture": fixture_ranking_texts()}
     training_texts = fixture_texts() + text_sets["parity"]["queries"] + text_sets["parity"]["documents"]

@@ -32,7 +32,7 @@ import pylate
 from pylate import models
 from pylate.scores import colbert_scores
 
-DOC_CHUNK = 32  # documents scored per colbert_scores call (its 4-D einsum is memory hungry)
+DOC_CHUNK = 8  # documents scored per colbert_scores call (its 4-D einsum is memory hungry)
 
 
 def query_batch_size(count: int, preferred: int = 8) -> int:
