@@ -58,6 +58,17 @@ def test_smoke_latency_table(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_peak_fraction_is_relative_to_the_best_peak_probe(smoke_run):
+    out, summary = smoke_run
+    table = pd.read_csv(out / "latency.csv")
+    probes = json.loads((out / "environment.json").read_text())["matmul_peak_probes"]
+    assert summary["peak_flops"] == pytest.approx(max(probes["before"], probes["after"]))
+    achieved = table["flops_per_token"] * table["tokens_per_s"]
+    assert (table["peak_fraction"] * summary["peak_flops"]).to_numpy() == pytest.approx(achieved.to_numpy(), rel=1e-6)
+    assert (table["gflops_per_s"] * 1e9).to_numpy() == pytest.approx(achieved.to_numpy(), rel=1e-6)
+
+
+@pytest.mark.slow
 def test_smoke_maxsim_environment_and_report(smoke_run):
     out, summary = smoke_run
     maxsim = pd.read_csv(out / "maxsim_latency.csv")
