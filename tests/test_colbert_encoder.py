@@ -6,6 +6,7 @@ by one so a failure says which rule broke.
 from __future__ import annotations
 
 import json
+import shutil
 import string
 from pathlib import Path
 
@@ -207,8 +208,6 @@ def test_resolve_dtype() -> None:
 
 
 def test_a_prefix_missing_from_the_tokenizer_is_an_error(checkpoints: dict[str, Path], tmp_path: Path) -> None:
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(checkpoints["lfm2"], copy)
     config = json.loads((copy / "config_sentence_transformers.json").read_text())
