@@ -23,6 +23,16 @@ class RunFolder:
         return [ModelLabel(**{k: v for k, v in m.items() if k in fields}) for m in self.environment.get("models", [])]
 
     @property
+    def baseline_model(self) -> str | None:
+        """The delta-table baseline the run was configured with (its config.yaml), if any."""
+        config = self.path / "config.yaml"
+        if not config.exists():
+            return None
+        import yaml
+
+        return ((yaml.safe_load(config.read_text()) or {}).get("report") or {}).get("baseline_model")
+
+    @property
     def benchmark(self) -> str:
         return str(self.environment.get("benchmark", {}).get("name", "unknown"))
 

@@ -29,7 +29,8 @@ def run(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
     write_csv(out / "results.csv", results)
     write_parquet(out / "results.parquet", results)
     write_parquet(out / "per_query.parquet", per_query)
-    context = ReportContext(benchmark=", ".join(benchmarks), models=tuple(labels), baseline_model=cfg.get("baseline_model"),
+    baseline = cfg.get("baseline_model") or next((r.baseline_model for r in runs if r.baseline_model), None)
+    context = ReportContext(benchmark=", ".join(benchmarks), models=tuple(labels), baseline_model=baseline,
                             title=f"nanobeir-ext: combined report of {len(runs)} runs",
                             run_notes=tuple(f"from {r.path}" for r in runs))
     write_report(results, context, out, figures_enabled=bool(cfg.get("figures", True)))
