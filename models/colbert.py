@@ -266,7 +266,8 @@ class ColBERTEncoder:
         embeddings: list[torch.Tensor | None] = [None] * len(texts)
         padded_tokens = 0
         label = desc or f"{self.info.name}: {role}s"
-        with torch.inference_mode(), tqdm(total=len(texts), desc=label, unit="text", disable=not progress) as bar:
+        with torch.inference_mode(), tqdm(total=len(texts), desc=label, unit="text", disable=not progress,
+                                           leave=False) as bar:
             for indices in batches:
                 batch = self._collate([rows[index] for index in indices], role)
                 vectors = self.forward_tokens(batch)

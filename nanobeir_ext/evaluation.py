@@ -168,7 +168,8 @@ def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], i
     so a killed run loses at most the unit in flight."""
     record = EncodingLog()
     start = time.perf_counter()
-    for unit in units:
+    units = list(units)
+    for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
         collection = data.collection(unit.subset, unit.language, unit.role)
         key = unit_key(identities[unit.model_key], collection, unit.role)
         if store.contains(key):
