@@ -79,9 +79,13 @@ def run_comparison_markdown(comparison: RunComparison) -> str:
     mean_drops = c.means[c.means["regressed"]]
     latency_regressed = c.latency[c.latency["regressed"]] if c.latency is not None else None
     tested = cells[cells["p_adjusted"].notna()]
-    lines += [f"- Regressed cells: **{int(gated['regressed'].sum())}** of {len(gated)} "
+    drifted = cells[cells["drifted"]] if "drifted" in cells else cells.iloc[0:0]
+    drift_line = ([f"- Drift gate: **{len(drifted)}** cell values (any metric) moved by more than "
+                   f"{s.tolerances.any_change_abs:g}"] if s.tolerances.any_change_abs is not None else [])
+    confirmed = (gated["significant"] | gated["p_adjusted"].isna()) if s.rule.require_significance else True
+    lines += [f"- Regressed cells: **{int((gated['drop_beyond'] & confirmed).sum())}** of {len(gated)} "
               f"({', '.join(s.rule.gate_metrics)}; drop > {s.tolerances.cell_drop_abs:g}"
-              f"{' and significant' if s.rule.require_significance else ''})",
+              f"{' and significant' if s.rule.require_significance else ''})", *drift_line,
               f"- Mean drops beyond {s.tolerances.mean_drop_abs:g}: " + (
                   ", ".join(f"{r.model} {r.metric} {_signed(r.delta, 4)}" for r in mean_drops.itertuples())
                   if len(mean_drops) else "none"),
