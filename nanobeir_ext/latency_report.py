@@ -129,6 +129,10 @@ def draw_throughput_figure(latency: pd.DataFrame, path: Path, *, subtitle: str) 
 
 
 def _fmt(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():  # counts upcast to float by a numeric row
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
         if value >= 100:
             return f"{value:,.0f}"
