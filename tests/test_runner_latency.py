@@ -82,7 +82,9 @@ def test_smoke_maxsim_environment_and_report(smoke_run):
     assert "nn.Conv1d" in environment["lfm2_short_conv"]
     report = (out / "latency.md").read_text()
     assert "fixture-LFM2-tiny / fixture-ModernBERT-tiny" in report and ">= 0.90" in report
-    assert ("**on par**" in report) != ("**not on par**" in report)
+    verdicts = [line for line in report.splitlines() if line.startswith(("**on par**", "**not on par**"))]
+    assert len(verdicts) == 1  # the median-based verdict; the fastest-call check has its own prefix
+    assert "From the fastest calls: **" in report
     assert "random-init" in report and "GFLOP/s" in report
 
 
