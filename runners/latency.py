@@ -112,7 +112,7 @@ def timed_model(m: DictConfig, *, mode: str, device: str, dtype: str, attn_imple
     """Real weights when ``mode`` allows and they load offline; else random-init (one log line why)."""
     if mode not in WEIGHT_MODES:
         raise ValueError(f"latency.weights {mode!r}; valid choices: {list(WEIGHT_MODES)}")
-    if mode != "random" or m.get("fixture"):
+    if mode != "random" or m.get("fixture"):  # a fixture checkpoint is random-init already: always load it
         try:
             encoder = load_real(m, device=device, dtype=dtype, attn_implementation=attn_implementation, cache=cache)
             return _timed_encoder(encoder, str(m.name))
