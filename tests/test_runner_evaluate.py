@@ -86,6 +86,7 @@ def test_report_tables_and_figures(smoke_run):
     assert "Delta: fixture-LFM2-tiny minus fixture-ModernBERT-tiny" in report
     assert "Random-init weights" in report
     assert "NanoFiQA2018 ko: dropped 1 empty documents" in report
+    assert "texts longer than the model's query length were truncated" in report
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert len(figures) == 3 and any(name.startswith("delta_") for name in figures)
 
