@@ -27,6 +27,10 @@ def configure_runtime(runtime: DictConfig) -> None:
     if runtime.get("threads") is not None:
         torch.set_num_threads(int(runtime.threads))
     logging.getLogger("nanobeir_ext").setLevel(logging.INFO)
+    # transformers' per-checkpoint load/save bars add nothing next to the harness's own progress.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def resolved_yaml(cfg: DictConfig) -> str:
