@@ -34,30 +34,35 @@ Ties
 
 Speed and memory
     Documents are sorted by length and cut into chunks of at most
-    ``chunk_tokens`` padded document vectors (a document longer than that gets
-    a chunk of its own). Per chunk: one gather, one matmul
-    ``[query vectors, dim] x [dim, chunk vectors]`` (in blocks of query rows),
-    a max over each document's padded span, a sum per query, and a running
-    top-k merge. Working memory is about ``4 bytes x (query_rows_per_block +
-    dim) x chunk_tokens`` plus ``[query vectors, docs per chunk]`` maxima: it
-    does not grow with the corpus. On CPU a small chunk is *faster* as well
-    as smaller, because the similarity block then stays in cache (measured on
-    a quiet 2-core AVX-512 Xeon, 50 queries x 32 vectors, end to end: ~65% of
-    the fp32 matmul peak at 4,096 document vectors per chunk, ~40% at 65,536;
-    the matmul itself runs at ~85% of peak and the max over spans takes ~13%
-    of the time); on an accelerator larger chunks amortise kernel launches,
-    see :func:`default_chunk_tokens`. Measured alternatives that were slower
-    on CPU: ``torch.segment_reduce`` over unpadded spans (~40-60% of the
-    padded ``amax``), a ``-inf`` mask added after the matmul, a fresh
-    similarity tensor per chunk. On an accelerator the corpus vectors are
-    copied to the device once (``n_tokens x dim x 4`` bytes), then gathered
-    chunk by chunk there.
+    ``chunk_tokens`` padded document vectors, and chunks into tiles: the whole
+    chunk on an accelerator, at most 4,096 padded vectors on CPU (a document
+    longer than a chunk or tile gets one of its own). Per tile: one gather
+    (each document padded to the tile's longest), one matmul
+    ``[query vectors, dim] x [dim, tile vectors]`` per block of 2,048 query
+    rows into a reused buffer, and a max over each document's span. Per
+    chunk: a sum per query and a running top-k merge. Working memory is the
+    similarity block (``4 x min(query vectors, 2048) x tile vectors`` bytes,
+    32 MiB at most on CPU), the gathered tile, and the per-chunk maxima
+    (``4 x query vectors x documents in the chunk`` bytes): it does not grow
+    with the corpus.
+    Why tiles on CPU: the similarity block must stay in cache. Measured on a
+    quiet 2-core AVX-512 Xeon, 50 queries x 32 vectors, end to end: ~70% of
+    the fp32 matmul peak with 4,096-vector tiles against ~40% with
+    65,536-vector blocks (the matmul itself runs at ~85% of peak; the max over
+    spans takes ~13% of the time). Measured alternatives that were slower on
+    CPU: ``torch.segment_reduce`` over unpadded spans (~40-60% of the padded
+    ``amax``), a ``-inf`` mask added after the matmul, a fresh similarity
+    tensor per block. On an accelerator larger chunks amortise kernel
+    launches (see :func:`default_chunk_tokens`) and the corpus vectors are
+    copied to the device once (``n_tokens x dim x itemsize`` bytes), then
+    gathered chunk by chunk there.
 """
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
@@ -70,18 +75,21 @@ Run = dict[str, dict[str, float]]  # query id -> doc id -> score (TREC run seman
 Padding = Literal["mask", "zero"]
 
 PADDING_RULES: tuple[str, ...] = ("mask", "zero")
-# Query vectors per matmul block: bounds the similarity block together with
-# chunk_tokens (2,048 x 4,096 x 4 bytes = 32 MiB, which stays in cache on CPU).
+# The similarity block is (query rows per block) x (document vectors per
+# tile): on CPU 2,048 x 4,096 x 4 bytes = 32 MiB at most, which stays in cache.
 _QUERY_ROWS_PER_BLOCK = 2048
-_CPU_CHUNK_TOKENS = 4096
+_CPU_TILE_TOKENS = 4096
+_CPU_CHUNK_TOKENS = 1 << 16
 _ACCELERATOR_CHUNK_TOKENS = 1 << 20
 
 
 def default_chunk_tokens(device: str | torch.device) -> int:
     """Document vectors per chunk that run fastest on this kind of device.
 
-    CPU: 4,096 (the similarity block stays in cache). Accelerators: 2**20
-    (fewer, larger kernels; 2,048 query rows x 2**20 x 4 bytes = 8 GiB at most).
+    CPU: 2**16 (matmuls go tile by tile anyway; a chunk is one top-k merge:
+    measured ~15% faster than 4,096 and as fast as 2,000,000). Accelerators:
+    2**20 (fewer, larger kernels; 2,048 query rows x 2**20 x 4 bytes = 8 GiB
+    similarity block at most).
     """
     return _CPU_CHUNK_TOKENS if torch.device(device).type == "cpu" else _ACCELERATOR_CHUNK_TOKENS
 
@@ -164,26 +172,42 @@ def _top_k_with_ties(
     return scores.gather(1, order), index.gather(1, order)
 
 
-def _plan_chunks(documents: RaggedEmbeddings, device: str, chunk_tokens: int | None) -> list[torch.Tensor]:
-    """Document indices per chunk, longest documents first, each chunk's padded
-    size (documents x its longest) within ``chunk_tokens``; at least one document each."""
+@dataclass(frozen=True)
+class _Chunk:
+    documents: torch.Tensor  # document indices, longest first; one top-k merge
+    tiles: tuple[torch.Tensor, ...]  # consecutive parts of ``documents``; one padded matmul each
+
+
+def _plan_chunks(documents: RaggedEmbeddings, device: str, chunk_tokens: int | None) -> list[_Chunk]:
+    """Documents sorted longest first, cut into chunks of at most ``chunk_tokens``
+    padded vectors, each cut into tiles (the whole chunk on an accelerator, at
+    most ``_CPU_TILE_TOKENS`` padded vectors on CPU). A group always holds at
+    least one document; each tile is padded to its own longest document."""
     chunk_tokens = default_chunk_tokens(device) if chunk_tokens is None else chunk_tokens
     if chunk_tokens < 1:
         raise ValueError(f"chunk_tokens must be a positive number of document vectors, got {chunk_tokens}")
+    tile_tokens = min(chunk_tokens, _CPU_TILE_TOKENS) if torch.device(device).type == "cpu" else chunk_tokens
     order = torch.argsort(documents.lengths, descending=True, stable=True)
     sorted_lengths = documents.lengths[order].tolist()
-    chunks, start = [], 0
-    while start < len(order):
-        per_chunk = max(1, chunk_tokens // sorted_lengths[start])
-        chunks.append(order[start : start + per_chunk])
-        start += per_chunk
-    return chunks
+
+    def groups(start: int, stop: int, budget: int) -> list[tuple[int, int]]:
+        cuts = []
+        while start < stop:
+            end = min(stop, start + max(1, budget // sorted_lengths[start]))
+            cuts.append((start, end))
+            start = end
+        return cuts
+
+    return [
+        _Chunk(order[start:stop], tuple(order[a:b] for a, b in groups(start, stop, tile_tokens)))
+        for start, stop in groups(0, len(order), chunk_tokens)
+    ]
 
 
 def _iter_chunk_scores(
     queries: RaggedEmbeddings,
     documents: RaggedEmbeddings,
-    chunks: list[torch.Tensor],
+    chunks: list[_Chunk],
     device: str,
     padding: str,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -194,48 +218,38 @@ def _iter_chunk_scores(
     query_vectors = queries.vectors.to(device=target, dtype=torch.float32)
     query_rows = query_vectors.shape[0]
     sum_per_query = _query_summer(queries, target)
-
     doc_lengths = documents.lengths
     doc_offsets = documents.offsets.to(target)
     doc_vectors = documents.vectors if target.type == "cpu" else documents.vectors.to(target)
     longest_doc = int(doc_lengths.max())
-    widest = max(len(doc_index) * int(doc_lengths[doc_index[0]]) for doc_index in chunks)
     # One similarity buffer for the whole call: a fresh multi-MiB tensor per
-    # chunk costs page faults on CPU (measured: ~25% of the run).
-    similarity_buffer = torch.empty(min(query_rows, _QUERY_ROWS_PER_BLOCK) * widest, dtype=torch.float32, device=target)
-    for doc_index in chunks:
-        lengths = doc_lengths[doc_index]
-        width = int(lengths.max())
-        doc_index_t = doc_index.to(target)
-        # Pad each document to the chunk's longest by repeating its last vector:
-        # a repeated vector never changes a max, so this is the exact "mask" rule.
-        span = torch.minimum(torch.arange(width, device=target)[None, :], lengths.to(target)[:, None] - 1)
-        rows = (doc_offsets[doc_index_t][:, None] + span).reshape(-1)
-        chunk_vectors = doc_vectors.index_select(0, rows).to(dtype=torch.float32)
-        maxima = _chunk_maxima(query_vectors, chunk_vectors.view(len(doc_index), width, -1), similarity_buffer)
+    # tile costs page faults on CPU (measured: ~25% of the run).
+    widest_tile = max(len(tile) * int(doc_lengths[tile[0]]) for chunk in chunks for tile in chunk.tiles)
+    buffer = torch.empty(min(query_rows, _QUERY_ROWS_PER_BLOCK) * widest_tile, dtype=torch.float32, device=target)
+
+    for chunk in chunks:
+        maxima = torch.zeros((query_rows + 1, len(chunk.documents)), dtype=torch.float32, device=target)
+        column = 0
+        for tile in chunk.tiles:
+            lengths = doc_lengths[tile]
+            width = int(lengths[0])
+            # Pad each document to the tile's longest by repeating its last vector:
+            # a repeated vector never changes a max, so this is the exact "mask" rule.
+            span = torch.minimum(torch.arange(width, device=target)[None, :], lengths.to(target)[:, None] - 1)
+            rows = (doc_offsets[tile.to(target)][:, None] + span).reshape(-1)
+            columns = doc_vectors.index_select(0, rows).to(dtype=torch.float32).T
+            for start in range(0, query_rows, _QUERY_ROWS_PER_BLOCK):
+                block = query_vectors[start : start + _QUERY_ROWS_PER_BLOCK]
+                similarity = buffer[: block.shape[0] * columns.shape[1]].view(block.shape[0], columns.shape[1])
+                torch.mm(block, columns, out=similarity)
+                maxima[start : start + block.shape[0], column : column + len(tile)] = similarity.view(
+                    block.shape[0], len(tile), width
+                ).amax(dim=2)
+            column += len(tile)
         if padding == "zero":
-            shorter = (lengths < longest_doc).to(target)
+            shorter = (doc_lengths[chunk.documents] < longest_doc).to(target)
             maxima[:query_rows] = torch.where(shorter[None, :], maxima[:query_rows].clamp_min(0.0), maxima[:query_rows])
-        yield doc_index_t, sum_per_query(maxima)
-
-
-def _chunk_maxima(query_vectors: torch.Tensor, chunk: torch.Tensor, buffer: torch.Tensor) -> torch.Tensor:
-    """``[query rows + 1, n_docs]``: row r, column j = max over document j's
-    (padded) vectors of their dot product with query vector r; the last row is 0.
-
-    ``chunk`` is ``[n_docs, width, dim]``; one matmul per block of query rows
-    into ``buffer``, then a max over each document's ``width`` columns.
-    """
-    n_docs, width, _ = chunk.shape
-    query_rows = query_vectors.shape[0]
-    columns = chunk.reshape(n_docs * width, -1).T
-    maxima = torch.zeros((query_rows + 1, n_docs), dtype=torch.float32, device=query_vectors.device)
-    for start in range(0, query_rows, _QUERY_ROWS_PER_BLOCK):
-        block = query_vectors[start : start + _QUERY_ROWS_PER_BLOCK]
-        similarity = buffer[: block.shape[0] * n_docs * width].view(block.shape[0], n_docs * width)
-        torch.mm(block, columns, out=similarity)
-        torch.amax(similarity.view(block.shape[0], n_docs, width), dim=2, out=maxima[start : start + block.shape[0]])
-    return maxima
+        yield chunk.documents.to(target), sum_per_query(maxima)
 
 
 def _query_summer(queries: RaggedEmbeddings, target: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -117,6 +117,18 @@ def test_results_do_not_depend_on_chunk_size(padding):
         assert {q: list(docs) for q, docs in other_run.items()} == {q: list(docs) for q, docs in runs[0].items()}
 
 
+def test_cpu_tiles_inside_a_large_chunk_give_the_same_results(monkeypatch):
+    import nanobeir_ext.retrieval as retrieval
+
+    queries = random_ragged("q", 4, 3, 8, dim=16, seed=22)
+    documents = random_ragged("d", 40, 1, 25, dim=16, seed=23)
+    whole = maxsim_scores(queries, documents, chunk_tokens=10_000)
+    monkeypatch.setattr(retrieval, "_CPU_TILE_TOKENS", 20)  # tiles of 1-20 documents, some of one long document
+    tiled = maxsim_scores(queries, documents, chunk_tokens=10_000)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-6)
+    torch.testing.assert_close(tiled.double(), reference_scores(queries, documents), rtol=0, atol=1e-5)
+
+
 def test_topk_equals_full_sort_of_scores():
     queries = random_ragged("q", 6, 2, 6, dim=16, seed=9)
     documents = random_ragged("d", 50, 1, 20, dim=16, seed=10)
