@@ -55,7 +55,7 @@ class EvaluationPlan:
     metrics: tuple[str, ...]
     cache_dir: Path
     k: int = 100
-    chunk_tokens: int = 2_000_000
+    chunk_tokens: int | None = None  # None: retrieval's per-device default
     device: str = "cpu"
     dtype: str = "auto"
     progress: bool = True

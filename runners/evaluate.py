@@ -59,7 +59,7 @@ def build_plan(cfg: DictConfig) -> EvaluationPlan:
     return EvaluationPlan(
         models=model_specs(cfg), benchmark=str(cfg.benchmark.name), source=benchmark_source(cfg),
         subsets=tuple(cfg.benchmark.subsets), cells=tuple(cells), metrics=tuple(cfg.metrics),
-        cache_dir=cache_dir(cfg.runtime), k=int(cfg.retrieval.k), chunk_tokens=int(cfg.retrieval.chunk_tokens),
+        cache_dir=cache_dir(cfg.runtime), k=int(cfg.retrieval.k), chunk_tokens=None if cfg.retrieval.get("chunk_tokens") is None else int(cfg.retrieval.chunk_tokens),
         device=str(cfg.runtime.device), dtype=str(cfg.runtime.dtype), progress=bool(cfg.runtime.get("progress", True)),
         shard=parse_shard(cfg.get("shard")))
 
