@@ -65,8 +65,16 @@ def build_plan(cfg: DictConfig) -> EvaluationPlan:
 
 
 def default_encoder_factory(spec: ModelSpec, plan: EvaluationPlan):
+    from models.checkpoint import ModelUnavailableError
     from models.registry import load_encoder
 
+    try:
+        return _load(spec, plan, load_encoder)
+    except ModelUnavailableError as error:
+        raise ModelUnavailableError(f"{error} (for this model the key is models.{spec.key}.path)") from error
+
+
+def _load(spec: ModelSpec, plan: EvaluationPlan, load_encoder):
     return load_encoder(name=spec.name, source=spec.source, revision=spec.revision, path=spec.path,
                         fixture=spec.fixture, device=plan.device, dtype=plan.dtype, cache_dir=plan.cache_dir,
                         query_length=spec.query_length, document_length=spec.document_length,

@@ -158,3 +158,12 @@ def test_unknown_subset_lists_choices(shared_cache, tmp_path):
                                f"runtime.cache_dir={shared_cache}"])
     with pytest.raises(Exception, match="NanoSciFact"):
         evaluate.run(cfg, out_dir=tmp_path)
+
+
+def test_uncached_hub_model_names_the_key_to_set(shared_cache, tmp_path):
+    from models.checkpoint import ModelUnavailableError
+
+    cfg = compose("evaluate", ["experiment=paper", "benchmark=fixture", "benchmark.subsets=[NanoSciFact]",
+                               "benchmark.languages=[en]", f"runtime.cache_dir={shared_cache}", "runtime.progress=false"])
+    with pytest.raises(ModelUnavailableError, match=r"HF_HUB_OFFLINE.*models\.lfm2_colbert_350m\.path"):
+        evaluate.run(cfg, out_dir=tmp_path)
