@@ -308,6 +308,9 @@ class ColBERTEncoder:
             **model,
             "weights": self.info.weights,
             "dtype": self.info.dtype,
+            # Kernels differ by device type and attention implementation: bf16 vectors are not bit-equal.
+            "device_type": torch.device(self.info.device).type,
+            "attn_implementation": getattr(getattr(self.backbone, "config", None), "_attn_implementation", None),
             "settings": self.settings.to_dict(),
             "dense": dense,
         }

@@ -143,19 +143,27 @@ class BenchmarkData:
 
     subsets: dict[tuple[str, str], SubsetData]
     queries: dict[tuple[str, str], TextCollection]
+    # (subset, doc_lang, query_lang) -> judgments of the queries that have a relevant document
+    # in that document language (the loader's cross-lingual view), computed once per cell.
+    cell_qrels: dict[tuple[str, str, str], dict[str, dict[str, int]]]
 
     def collection(self, subset: str, language: str, role: Role) -> TextCollection:
         return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
 
 
 def load_data(plan: EvaluationPlan) -> BenchmarkData:
+    """Everything the plan reads from the benchmark, subset by subset (so the loader's cache of
+    raw tables serves every language and cell of a subset before moving on)."""
     languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
-    pairs = [(s, lang) for s in plan.subsets for lang in languages]
-    subsets, queries = {}, {}
-    for pair in tqdm(pairs, desc="load benchmark", disable=not plan.progress):
-        subsets[pair] = load_subset(plan.source, *pair)
-        queries[pair] = load_queries(plan.source, *pair)
-    return BenchmarkData(subsets=subsets, queries=queries)
+    subsets, queries, cell_qrels = {}, {}, {}
+    for subset in tqdm(plan.subsets, desc="load benchmark", unit="subset", disable=not plan.progress):
+        for lang in languages:
+            subsets[(subset, lang)] = load_subset(plan.source, subset, lang)
+            queries[(subset, lang)] = load_queries(plan.source, subset, lang)
+        for cell in plan.cells:
+            cross = load_subset(plan.source, subset, cell.doc_lang, query_language=cell.query_lang)
+            cell_qrels[(subset, cell.doc_lang, cell.query_lang)] = cross.qrels
+    return BenchmarkData(subsets=subsets, queries=queries, cell_qrels=cell_qrels)
 
 
 def unit_key(identity: Mapping, collection: TextCollection, role: Role) -> str:
@@ -172,7 +180,8 @@ def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], i
     for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
         collection = data.collection(unit.subset, unit.language, unit.role)
         key = unit_key(identities[unit.model_key], collection, unit.role)
-        if store.contains(key):
+        # get() verifies the checksum (and deletes a damaged entry), so damage is re-encoded here.
+        if store.contains(key) and store.get(key) is not None:
             record.reused.append(unit)
             record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
             continue
@@ -206,8 +215,7 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, da
                 if runs_dir is not None:
                     write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
                                    tag=slug(spec.name))
-                # Judgments of this cell: queries that have a relevant document in the document language.
-                qrels = load_subset(plan.source, subset, cell.doc_lang, query_language=cell.query_lang).qrels
+                qrels = data.cell_qrels[(subset, cell.doc_lang, cell.query_lang)]
                 excluded[(subset, cell.doc_lang, cell.query_lang)] = len(queries) - len(qrels)
                 for m in evaluate_run(qrels, _restrict(run, qrels), plan.metrics):
                     rows.append((spec.name, plan.benchmark, subset, cell.doc_lang, cell.query_lang, m.query_id, m.metric, m.value))

@@ -60,8 +60,6 @@ Speed and memory
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal
@@ -69,6 +67,7 @@ from typing import Callable, Iterator, Literal
 import torch
 from tqdm.auto import tqdm
 
+from nanobeir_ext.atomic import atomic_path
 from nanobeir_ext.ragged import RaggedEmbeddings
 
 Run = dict[str, dict[str, float]]  # query id -> doc id -> score (TREC run semantics)
@@ -311,16 +310,9 @@ def write_trec_run(run: Run, path: Path, tag: str) -> None:
             if not math.isfinite(score):
                 raise ValueError(f"score of query {query_id!r}, doc {doc_id!r} is not finite: {score}")
             lines.append(f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
+    with atomic_path(Path(path)) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
             file.writelines(lines)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def read_trec_run(path: Path) -> Run:

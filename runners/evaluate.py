@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from nanobeir_ext import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
-from nanobeir_ext.data import BenchmarkSource
+from nanobeir_ext.data import BenchmarkSource, dataset_revision
 from nanobeir_ext.environment import collect_environment
 from nanobeir_ext.evaluation import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
 from nanobeir_ext.fixture import BENCHMARK_DIR
@@ -23,6 +23,9 @@ from nanobeir_ext.report import ReportContext, slug, write_report
 from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
 
 log = logging.getLogger("nanobeir_ext.evaluate")
+# What an evaluation writes; cleared first when overwrite=true replaces a different run.
+EVALUATION_OUTPUTS = ("config.yaml", "environment.json", "results.csv", "results.parquet", "per_query.parquet",
+                      "report.md", "runs", "figures", "model_index")
 
 
 def model_specs(cfg: DictConfig) -> tuple[ModelSpec, ...]:
@@ -84,9 +87,10 @@ def _load(spec: ModelSpec, plan: EvaluationPlan, load_encoder):
 def run_fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """What makes two runs the same run (not how they are displayed or where caches live)."""
     settings = plain(cfg)
-    settings.pop("overwrite", None)
-    settings.get("runtime", {}).pop("progress", None)
-    settings.pop("shard", None)
+    for key in ("overwrite", "shard"):
+        settings.pop(key, None)
+    for key in ("progress", "cache_dir", "threads"):  # where caches live and how fast: not what is computed
+        settings.get("runtime", {}).pop(key, None)
     return settings
 
 
@@ -123,7 +127,7 @@ def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutc
     write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))
     for label in outcome.models:
         write_text(out / "model_index" / f"{slug(label.name)}.yaml", model_index_yaml(outcome.results, label.name,
-                                                                                    dataset_revision=plan.source.revision))
+                                                                                    dataset_revision=dataset_revision(plan.source)))
 
 
 @logged
@@ -133,7 +137,7 @@ def run(cfg: DictConfig, out_dir: str | Path | None = None, encoder_factory=defa
     out = output_dir(cfg, out_dir)
     plan = build_plan(cfg)
     rundir.claim(out, run_fingerprint(cfg), kind="evaluation" if plan.shard is None else f"shard {cfg.shard}",
-                 overwrite=bool(cfg.get("overwrite", False)))
+                 overwrite=bool(cfg.get("overwrite", False)), outputs=EVALUATION_OUTPUTS)
     write_text(out / "config.yaml", resolved_yaml(cfg))
     log.info("output folder: %s", out)
     outcome = run_evaluation(plan, encoder_factory, runs_dir=out / "runs" if plan.shard is None else None)

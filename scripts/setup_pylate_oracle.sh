@@ -11,7 +11,7 @@ if [ -f "$stamp" ]; then
 fi
 python3 -m venv "$venv"
 # The CPU torch wheel first, so nothing pulls the CUDA build.
-"$venv/bin/pip" install -q torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+bash "$root/scripts/install_torch.sh" "$venv"   # CPU build unless a GPU is present
 "$venv/bin/pip" install -q --no-deps pylate==1.6.0
 "$venv/bin/pip" install -q sentence-transformers==5.3.0 transformers==5.3.0 ujson datasets accelerate pandas
 "$venv/bin/python" -c "import pylate, sentence_transformers, transformers; print('pylate', pylate.__version__ if hasattr(pylate, '__version__') else '1.6.0', 'st', sentence_transformers.__version__, 'transformers', transformers.__version__)"

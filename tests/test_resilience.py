@@ -106,10 +106,15 @@ def test_joblib_multirun_sweep_combines_into_one_report(tmp_path, shared_cache):
     assert (metric(k100, "recall@100") == 1.0).all()  # 24 fixture documents: top-100 holds them all
     from runners import report
 
-    # One job of the sweep combines with a run of another model into one report.
+    # The sweep's parent folder expands to its jobs; each job's copy of a model is labelled by its setting.
     out = tmp_path / "combined"
-    report.run(compose("report", [f"runs=[{jobs[1]}]", f"out={out}"]))
-    assert "fixture-LFM2-tiny" in (out / "report.md").read_text()
+    report.run(compose("report", [f"runs=[{sweep}]", f"out={out}"]))
+    text = (out / "report.md").read_text()
+    for k in (10, 100):
+        assert f"## fixture-LFM2-tiny [retrieval.k={k}]: ndcg@10" in text
+        assert f"## fixture-ModernBERT-tiny [retrieval.k={k}]: ndcg@10" in text
+    combined = pd.read_csv(out / "results.csv")
+    assert len(combined) == len(k10) + len(k100)
 
 
 def test_submitit_slurm_launcher_composes():

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from models.registry import fixture_models_dir
+from nanobeir_ext.fixture_models import build_fixture_checkpoints
 from nanobeir_ext.languages import MATRIX_LANGUAGES
 from runners import evaluate
 from tests.conftest import compose
@@ -19,9 +22,18 @@ def smoke_cfg(cache: Path, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, shared_cache):
+def smoke_cache(tmp_path_factory, shared_cache) -> Path:
+    """An empty embedding store of its own; the session's built fixture models are shared."""
+    build_fixture_checkpoints(fixture_models_dir(shared_cache))
+    cache = tmp_path_factory.mktemp("smoke-cache")
+    os.symlink(fixture_models_dir(shared_cache), fixture_models_dir(cache))
+    return cache
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, smoke_cache):
     out = tmp_path_factory.mktemp("smoke")
-    first = evaluate.run(smoke_cfg(shared_cache), out_dir=out)
+    first = evaluate.run(smoke_cfg(smoke_cache), out_dir=out)
     return out, first
 
 
@@ -29,8 +41,9 @@ def test_smoke_outputs_exist(smoke_run):
     out, summary = smoke_run
     for name in ["config.yaml", "environment.json", "results.csv", "results.parquet", "per_query.parquet", "report.md", "run.json"]:
         assert (out / name).is_file(), name
-    # 2 models x 3 subsets x (9 document + 9 query languages) encoder passes on a cold store.
-    assert summary["encoded"] + summary["reused"] == 2 * 3 * 18
+    # 2 models x 3 subsets x (9 document + 9 query languages) encoder passes on a cold store: 9 corpus
+    # passes per subset and model for 81 cells, never 81.
+    assert summary["encoded"] == 2 * 3 * 18 and summary["reused"] == 0
 
 
 def test_results_long_format(smoke_run):
@@ -91,14 +104,26 @@ def test_report_tables_and_figures(smoke_run):
     assert len(figures) == 3 and any(name.startswith("delta_") for name in figures)
 
 
-def test_second_run_encodes_nothing_and_is_identical(smoke_run, shared_cache, tmp_path):
+def test_second_run_encodes_nothing_and_is_identical(smoke_run, smoke_cache, tmp_path):
     out, _ = smoke_run
-    again = evaluate.run(smoke_cfg(shared_cache), out_dir=tmp_path)
+    again = evaluate.run(smoke_cfg(smoke_cache), out_dir=tmp_path)
     assert again["encoded"] == 0 and again["reused"] == 2 * 3 * 18
     assert (tmp_path / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
 
 
-def test_output_folder_with_another_run_is_refused(smoke_run, shared_cache):
+def test_a_damaged_store_entry_is_detected_and_re_encoded(smoke_run, smoke_cache, tmp_path, caplog):
+    out, _ = smoke_run
+    entry = sorted((smoke_cache / "store").rglob("*.safetensors"))[5]
+    data = bytearray(entry.read_bytes())
+    data[-3] ^= 0xFF  # flip a byte inside the vectors
+    entry.write_bytes(bytes(data))
+    again = evaluate.run(smoke_cfg(smoke_cache), out_dir=tmp_path)
+    assert again["encoded"] == 1 and again["reused"] == 2 * 3 * 18 - 1
+    assert any("checksum" in r.getMessage() or "damaged" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+
+
+def test_output_folder_with_another_run_is_refused(smoke_run, smoke_cache):
     out, _ = smoke_run
     with pytest.raises(FileExistsError, match="different evaluation"):
-        evaluate.run(smoke_cfg(shared_cache, "retrieval.k=10"), out_dir=out)
+        evaluate.run(smoke_cfg(smoke_cache, "retrieval.k=10"), out_dir=out)
