@@ -260,12 +260,17 @@ def _query_pairs(run: RunData, baseline: RunData, metric: str) -> pd.DataFrame |
 def _test_groups(pairs: pd.DataFrame, by: list[str], sig: SignificanceSettings, progress: bool,
                  desc: str) -> pd.DataFrame:
     rows = []
-    groups = pairs.groupby(by, sort=True, observed=True)
+    # Each (subset, cell) counts once, whatever its number of queries: the statistic is then the
+    # same unweighted mean over subsets (and cells) that the results table reports.
+    stratum = [c for c in ("subset", "doc_lang", "query_lang") if c not in by]
+    weights = 1.0 / pairs.groupby([*by, *stratum], observed=True)["run"].transform("size")
+    groups = pairs.assign(weight=weights).groupby(by, sort=True, observed=True)
     for key, group in tqdm(groups, total=groups.ngroups, desc=desc, disable=not progress, leave=False):
+        w = group["weight"].to_numpy() / group["weight"].sum()
         p_value, mean_diff = paired_randomization_test(group["run"].to_numpy(), group["baseline"].to_numpy(),
-                                                       n_resamples=sig.n_resamples, seed=sig.seed)
-        rows.append({**dict(zip(by, key)), "n_queries": len(group), "run": float(group["run"].mean()),
-                     "baseline": float(group["baseline"].mean()), "delta": mean_diff, "p_value": p_value})
+                                                       n_resamples=sig.n_resamples, seed=sig.seed, weights=w)
+        rows.append({**dict(zip(by, key)), "n_queries": len(group), "run": float(w @ group["run"].to_numpy()),
+                     "baseline": float(w @ group["baseline"].to_numpy()), "delta": mean_diff, "p_value": p_value})
     return pd.DataFrame(rows, columns=[*by, "n_queries", "run", "baseline", "delta", "p_value"])
 
 

@@ -15,8 +15,12 @@ _CHUNK = 1024
 
 
 def paired_randomization_test(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 10000,
-                              seed: int = 0) -> tuple[float, float]:
+                              seed: int = 0, weights: Sequence[float] | None = None) -> tuple[float, float]:
     """Two-sided paired randomization (sign-flip) test of ``mean(a - b) == 0``.
+
+    ``weights`` (positive, one per pair) make the statistic a weighted mean, e.g. each query
+    weighted by 1 / (queries of its subset) so that every subset counts once, as in the
+    reported mean over subsets; ``mean_diff`` is then that weighted mean.
 
     Under the null hypothesis the two systems are exchangeable per query, so each paired
     difference keeps or flips its sign with probability 1/2. Returns ``(p_value, mean_diff)``
@@ -35,7 +39,14 @@ def paired_randomization_test(a: Sequence[float], b: Sequence[float], *, n_resam
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
     diff = a_arr - b_arr
-    mean_diff = float(diff.mean())
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != diff.shape or not (np.isfinite(w).all() and (w > 0).all()):
+            raise ValueError("weights must be positive and finite, one per pair")
+        diff = diff * (w / w.sum())
+        mean_diff = float(diff.sum())
+    else:
+        mean_diff = float(diff.mean())
     # Zero differences are unchanged by a sign flip: they add nothing but cost.
     nonzero = diff[diff != 0.0]
     if nonzero.size == 0:

@@ -405,3 +405,19 @@ def test_drift_gate_fails_any_small_change_either_way(tmp_path: Path) -> None:
     assert "drift gate" in strict.describe_rule()
     same = compare_runs(load_run(make_run(tmp_path / "same", base_q.copy())), base, strict, progress=False)
     assert same.verdict == "pass"
+
+
+def test_tested_deltas_match_the_reported_mean_over_subsets(tmp_path: Path) -> None:
+    base_q = make_per_query()
+    # NanoB keeps half its queries: a pooled (query-weighted) mean would differ from the subset mean.
+    base_q = base_q[~((base_q["subset"] == "NanoB") & base_q["query_id"].str.endswith(tuple("6789")))]
+    shifted = base_q.copy()
+    mask = ((shifted["subset"] == "NanoA") & (shifted["doc_lang"] == "fr") & (shifted["query_lang"] == "de")
+            & (shifted["metric"] == "ndcg@10"))
+    shifted.loc[mask, "value"] -= 0.3
+    comparison = compare_runs(load_run(make_run(tmp_path / "run", shifted)), load_run(make_run(tmp_path / "base", base_q)),
+                              FAST, progress=False)
+    assert cell(comparison, "fr", "de")["delta"] == pytest.approx(-0.15)  # (-0.3 + 0) / 2 subsets
+    langs = comparison.languages.set_index(["axis", "lang"])
+    assert langs.loc[("query_lang", "de"), "delta"] == pytest.approx(-0.05)  # mean of its 3 cells
+    assert langs.loc[("doc_lang", "fr"), "delta"] == pytest.approx(-0.05)

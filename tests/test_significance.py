@@ -86,3 +86,15 @@ def test_benjamini_hochberg_matches_textbook_example() -> None:
     assert benjamini_hochberg(p).tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
     assert (benjamini_hochberg(p) <= holm(p) + 1e-15).all()
     assert adjust(p, "none").tolist() == p
+
+
+def test_weights_make_each_stratum_count_once():
+    # Stratum A: one query improved by 0.4; stratum B: three queries unchanged.
+    a = [0.9, 0.5, 0.5, 0.5]
+    b = [0.5, 0.5, 0.5, 0.5]
+    _, pooled = paired_randomization_test(a, b)
+    _, per_stratum = paired_randomization_test(a, b, weights=[1.0, 1 / 3, 1 / 3, 1 / 3])
+    assert pooled == pytest.approx(0.1)  # 0.4 / 4 queries
+    assert per_stratum == pytest.approx(0.2)  # (0.4 + 0.0) / 2 strata
+    with pytest.raises(ValueError, match="weights"):
+        paired_randomization_test(a, b, weights=[1.0, 0.0, 1.0, 1.0])
