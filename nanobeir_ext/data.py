@@ -294,6 +294,8 @@ def _read_split_cached(source: BenchmarkSource, config: str, split: str, stamp: 
     origin = f"config {config}, split {split} of {source.describe()}"
     if source.path is not None:
         files = snapshot_data_files(Path(source.path)).get(config, {}).get(split)
+        if files:  # name the data files themselves, so an error points at what to fix
+            origin = f"{', '.join(str(f) for f in files)} ({origin})"
         columns = _read_files_fast(files) if files else None
         if columns is not None:
             return RawTable(origin, columns)

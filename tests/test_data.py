@@ -173,13 +173,13 @@ def _break(tables: dict[str, dict[str, Rows]], how: str) -> None:
 
 
 @pytest.mark.parametrize(("how", "expected"), [
-    ("missing column", r"NanoToy \(documents en, queries en\): config NanoToy_en, split corpus .* lacks columns \['text'\]"),
-    ("duplicate ids", r"2 duplicate ids in config NanoToy_en, split corpus .*\['d2', 'd4'\]"),
-    ("integer ids", r"column '_id' of config NanoToy_en, split queries .* must hold strings; 6 of 6 values .*types \['int'\]"),
+    ("missing column", r"NanoToy \(documents en, queries en\): \S*NanoToy_en/corpus-\S*\.jsonl \(config NanoToy_en, split corpus .* lacks columns \['text'\]"),
+    ("duplicate ids", r"2 duplicate ids in \S*NanoToy_en/corpus-\S* \(config NanoToy_en, split corpus .*\['d2', 'd4'\]"),
+    ("integer ids", r"column '_id' of \S*NanoToy_en/queries-\S* \(config NanoToy_en, split queries .* must hold strings; 6 of 6 values .*types \['int'\]"),
     ("unknown query ids", r"NanoToy_en_qrels, split qrels .* names 2 unknown query ids \(first: \['q9', 'q8'\]"),
     ("unknown document ids", r"names 1 unknown document ids \(first: \['d99'\]; the document table has 4 ids\)"),
     ("conflicting judgments", r"judges 1 \(query, document\) pairs twice with different scores \(first: \[\('q1', 'd1'\)\]"),
-    ("fractional score", r"7 scores in config NanoToy_en_qrels, split qrels .* are not integers"),
+    ("fractional score", r"7 scores in \S*NanoToy_en_qrels/qrels-\S* \(config NanoToy_en_qrels, split qrels .* are not integers"),
     ("missing qrels column", r"lacks columns \['corpus-id'\]"),
 ])
 def test_invalid_data_raises_a_clear_error(tmp_path, how, expected):
