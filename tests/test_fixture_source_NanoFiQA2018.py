@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from tests.fixture_scripts import ARABIC, HANGUL, KANA_OR_KANJI, records
 
 SOURCE_PATH = (
     Path(__file__).resolve().parents[1] / "nanobeir_ext" / "fixture" / "source" / "NanoFiQA2018.json"
@@ -15,9 +16,6 @@ LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "pt")
 # The one deliberate gap, documented in the file's description: the harness must drop it.
 EXPECTED_EMPTY = {("fq-d24", "ko")}
 
-KANA_OR_KANJI = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-HANGUL = re.compile(r"[\uac00-\ud7a3]")
-ARABIC = re.compile(r"[\u0600-\u06ff]")
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +23,7 @@ def source() -> dict:
     return json.loads(SOURCE_PATH.read_text(encoding="utf-8"))
 
 
-def _records(source: dict) -> list[dict]:
-    return source["corpus"] + source["queries"]
+_records = records
 
 
 def test_header(source: dict) -> None:

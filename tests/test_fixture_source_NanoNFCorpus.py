@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixture_scripts import SCRIPTS, records
+
 SOURCE_PATH = (
     Path(__file__).resolve().parents[1] / "nanobeir_ext" / "fixture" / "source" / "NanoNFCorpus.json"
 )
@@ -15,11 +17,7 @@ LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "pt")
 N_DOCS, N_QUERIES = 24, 8
 # Script checks: a text that silently fell back to English (or got pasted into the
 # wrong language) would fail these.
-SCRIPT_OF = {
-    "ja": re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]"),
-    "ko": re.compile(r"[\uac00-\ud7a3]"),
-    "ar": re.compile(r"[\u0600-\u06ff]"),
-}
+SCRIPT_OF = SCRIPTS
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +33,7 @@ def relevant_by_query(source: dict) -> dict[str, dict[str, int]]:
     return dict(by_query)
 
 
-def _records(source: dict) -> list[dict]:
-    return source["corpus"] + source["queries"]
+_records = records
 
 
 def test_header(source: dict) -> None:

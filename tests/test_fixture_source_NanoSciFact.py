@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixture_scripts import ARABIC, HANGUL, records
+from tests.fixture_scripts import KANA_OR_KANJI as KANA_OR_CJK
+
 SOURCE_PATH = (
     Path(__file__).resolve().parents[1] / "nanobeir_ext" / "fixture" / "source" / "NanoSciFact.json"
 )
@@ -15,10 +18,6 @@ LANGUAGES = ("ar", "de", "en", "es", "fr", "it", "ja", "ko", "pt")
 N_DOCS = 24
 N_QUERIES = 8
 
-# Script checks: the text must actually be written in the language's own script.
-KANA_OR_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-HANGUL = re.compile(r"[\uac00-\ud7a3]")
-ARABIC = re.compile(r"[\u0600-\u06ff]")
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +25,7 @@ def source() -> dict:
     return json.loads(SOURCE_PATH.read_text(encoding="utf-8"))
 
 
-def _records(source: dict) -> list[dict]:
-    return source["corpus"] + source["queries"]
+_records = records
 
 
 def _relevant_by_query(source: dict) -> dict[str, set[str]]:
