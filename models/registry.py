@@ -1,6 +1,7 @@
 """Turn a configured model (hub id, local folder or fixture architecture) into an encoder."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from models.base import Encoder
@@ -15,7 +16,6 @@ def load_encoder(*, name: str, source: str, revision: str | None, path: str | No
                  document_length: int | None = None, batch_tokens: int = 32768) -> Encoder:
     """Load a PyLate-format ColBERT checkpoint; ``fixture`` builds (once) and loads a tiny random-init one."""
     from models.colbert import load_colbert  # heavy imports only when a model is really needed
-    from nanobeir_ext.evaluation import replace_info
 
     common = dict(device=device, dtype=dtype, name=name, query_length=query_length,
                   document_length=document_length, batch_tokens=batch_tokens)
@@ -26,7 +26,9 @@ def load_encoder(*, name: str, source: str, revision: str | None, path: str | No
             raise ValueError(f"unknown fixture architecture {fixture!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}")
         folder = build_fixture_checkpoints(fixture_models_dir(cache_dir))[fixture]
         encoder = load_colbert(str(folder), **common)
-        return replace_info(encoder, weights="random-init", source=f"fixture:{fixture}")
+        # Whatever the folder's files say, these weights are random-init; the source names the fixture.
+        encoder.info = dataclasses.replace(encoder.info, weights="random-init", source=f"fixture:{fixture}")
+        return encoder
     if path:
         if not Path(path).is_dir():
             raise FileNotFoundError(f"model.path {path!r} for {name} is not a folder")

@@ -98,7 +98,7 @@ class CompareSettings:
                 + (f"; OR (4) any value of any metric (cell or subset) that moves by more than {t.any_change_abs:g} "
                    "in either direction (drift gate)" if t.any_change_abs is not None else "")
                 + ". Both sides must cover the "
-                f"same models, cells, metrics and queries, otherwise the comparison fails as a mismatch.")
+                "same models, cells, metrics and queries, otherwise the comparison fails as a mismatch.")
 
 
 # ----------------------------------------------------------------------------- run vs run

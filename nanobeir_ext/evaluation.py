@@ -7,7 +7,6 @@ phase 2 reads them back, one document-language corpus at a time, so memory stays
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -295,9 +294,3 @@ def data_notes(outcome: EvaluationOutcome) -> list[str]:
         if n:
             notes.append(f"{model}: {n} {role} texts longer than the model's {role} length were truncated")
     return notes
-
-
-def replace_info(encoder: Encoder, **changes) -> Encoder:
-    """Relabel an encoder (e.g. fixture checkpoints are random-init, whatever their files say)."""
-    encoder.info = dataclasses.replace(encoder.info, **changes)
-    return encoder
