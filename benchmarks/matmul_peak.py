@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
+from benchmarks import emit_json
 from nanobeir_ext.peak import matmul_peak_flops
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -36,11 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
         "flops_per_second": flops,
     }
     print(f"{args.dtype} matmul peak on {args.device}: {flops / 1e9:.1f} GFLOP/s (best of {args.repeats} at sizes {args.sizes})")
-    line = json.dumps(result, sort_keys=True)
-    print(line)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(line + "\n")
+    emit_json(result, args.out)
     return result
 
 

@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import emit_json
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PYLATE_PYTHON = REPO_ROOT / ".venv-pylate" / "bin" / "python"
 PYLATE_READY_MARKER = REPO_ROOT / ".venv-pylate" / ".oracle-ready-v1"
@@ -300,11 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
         "at_least_60_percent_of_fp32_matmul_peak": report["ours"]["fraction_of_matmul_peak"] >= 0.6,
     }
     _print_table(report)
-    line = json.dumps(report, sort_keys=True)
-    print(line)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(line + "\n")
+    emit_json(report, args.out)
     return report
 
 
