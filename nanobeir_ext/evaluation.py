@@ -180,7 +180,7 @@ def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], i
         collection = data.collection(unit.subset, unit.language, unit.role)
         key = unit_key(identities[unit.model_key], collection, unit.role)
         # get() verifies the checksum (and deletes a damaged entry), so damage is re-encoded here.
-        if store.contains(key) and store.get(key) is not None:
+        if store.get(key) is not None:
             record.reused.append(unit)
             record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
             continue
@@ -199,17 +199,19 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, da
                        store: EmbeddingStore, runs_dir: Path | None) -> tuple[list[tuple], dict]:
     """Phase 2 for one model: MaxSim top-k and metrics for every subset and cell."""
     rows: list[tuple] = []
-    excluded: dict[tuple[str, str, str, str], int] = {}
+    excluded: dict[tuple[str, str, str], int] = {}
     cells_by_doc: dict[str, list[Cell]] = {}
     for cell in plan.cells:
         cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
     total = len(plan.subsets) * len(plan.cells)
     bar = tqdm(total=total, desc=f"MaxSim + metrics {spec.name}", disable=not plan.progress)
     for subset in plan.subsets:
+        # Query sets are small: read (and verify) each once per subset, not once per cell.
+        query_sets = {lang: _load(store, identity, data, subset, lang, "query") for lang in plan.query_langs}
         for doc_lang, cells in cells_by_doc.items():
             documents = _load(store, identity, data, subset, doc_lang, "document")
             for cell in cells:
-                queries = _load(store, identity, data, subset, cell.query_lang, "query")
+                queries = query_sets[cell.query_lang]
                 run = maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens)
                 if runs_dir is not None:
                     write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
@@ -227,7 +229,8 @@ def _load(store: EmbeddingStore, identity: dict, data: BenchmarkData, subset: st
     key = unit_key(identity, data.collection(subset, language, role), role)
     embeddings = store.get(key)
     if embeddings is None:  # vanished or failed its checksum since phase 1
-        raise RuntimeError(f"embedding set {subset} {language} {role}s (key {key[:12]}) is missing or corrupt; "
+        raise RuntimeError(f"embedding set {subset} {language} {'queries' if role == 'query' else 'documents'} "
+                           f"(key {key[:12]}) is missing or corrupt; "
                            "run again to re-encode it")
     return embeddings
 
