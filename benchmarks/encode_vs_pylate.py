@@ -63,8 +63,8 @@ def build_checkpoint(cache: Path, *, hidden: int, layers: int, heads: int, docum
     import torch
     from transformers import AutoModel, ModernBertConfig
 
-    from nanobeir_ext.fixture import fixture_texts
-    from nanobeir_ext.fixture_models import train_tokenizer, write_colbert_checkpoint
+    from nanobeir_ext.data.fixture import fixture_texts
+    from models.fixtures import train_tokenizer, write_colbert_checkpoint
 
     final = cache / f"modernbert-h{hidden}-l{layers}-d{document_length}-s{seed}"
     if (final / "modules.json").is_file():
@@ -88,7 +88,7 @@ def build_checkpoint(cache: Path, *, hidden: int, layers: int, heads: int, docum
 
 def mixed_length_texts(count: int, seed: int) -> list[str]:
     """Documents of 1 to 10 fixture texts joined: from a sentence to past the length limit."""
-    from nanobeir_ext.fixture import fixture_texts
+    from nanobeir_ext.data.fixture import fixture_texts
 
     pool = fixture_texts()
     rng = random.Random(seed)
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from models.colbert import load_colbert
-    from nanobeir_ext.environment import cpu_model
+    from nanobeir_ext.outputs.environment import cpu_model
 
     torch.set_num_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)

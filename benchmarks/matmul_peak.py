@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import emit_json
-from nanobeir_ext.peak import matmul_peak_flops
+from nanobeir_ext.latency.peak import matmul_peak_flops
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -1,7 +1,7 @@
 """Benchmark: our exact MaxSim top-k against PyLate 1.6.0's ``colbert_scores``.
 
 Random L2-normalised token embeddings of a realistic shape are scored in
-subprocesses on the same arrays: ours (``nanobeir_ext.retrieval.maxsim_topk``,
+subprocesses on the same arrays: ours (``nanobeir_ext.retrieval.maxsim.maxsim_topk``,
 this interpreter) and PyLate's evaluator path (zero-padded 4-D
 ``pylate.scores.colbert_scores`` over the whole corpus, then ``torch.topk``;
 the PyLate virtual environment's interpreter). Each side times only the
@@ -99,9 +99,9 @@ def _load(folder: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 # ---------------------------------------------------------------- workers
 def _worker_ours(args: argparse.Namespace) -> dict:
-    from nanobeir_ext.peak import matmul_peak_flops
-    from nanobeir_ext.ragged import RaggedEmbeddings
-    from nanobeir_ext.retrieval import default_chunk_tokens, maxsim_topk
+    from nanobeir_ext.latency.peak import matmul_peak_flops
+    from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
+    from nanobeir_ext.retrieval.maxsim import default_chunk_tokens, maxsim_topk
 
     folder = Path(args.data)
     q_vectors, q_offsets = _load(folder, "queries")

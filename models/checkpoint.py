@@ -21,14 +21,14 @@ from typing import Any, Mapping
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
-from models.dense import dense_weight_file
+from models.projection import dense_weight_file
 
 log = logging.getLogger(__name__)
 
 MODULES_FILE = "modules.json"
 COLBERT_CONFIG_FILE = "config_sentence_transformers.json"
 TRANSFORMER_CONFIG_FILE = "sentence_bert_config.json"
-# Written by nanobeir_ext.fixture_models next to a tiny random-init checkpoint, so that
+# Written by models.fixtures next to a tiny random-init checkpoint, so that
 # every output built from it is labelled "random-init".
 RANDOM_INIT_MARKER = "nanobeir_fixture.json"
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from models.base import ROLES, EncodeOutput, EncoderInfo, Role
+from nanobeir_ext.protocol import ROLES, EncodeOutput, ModelLabel, Role
 from models.checkpoint import (
     ColBERTSettings,
     ModelUnavailableError,
@@ -39,7 +39,7 @@ from models.checkpoint import (
     resolve_source,
     settings_from_layout,
 )
-from models.dense import DenseStack, load_dense_stack
+from models.projection import DenseStack, load_dense_stack
 
 __all__ = ["ColBERTSettings", "ColBERTEncoder", "ModelUnavailableError", "load_colbert", "resolve_dtype", "plan_batches"]
 
@@ -98,7 +98,7 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 class ColBERTEncoder:
-    """Implements :class:`models.base.Encoder` for a ColBERT checkpoint (see module docstring).
+    """Implements :class:`nanobeir_ext.protocol.Encoder` for a ColBERT checkpoint (see module docstring).
 
     ``backbone`` is a transformers base model (``Lfm2Model``, ``ModernBertModel``, ...)
     returning ``last_hidden_state``; ``dense`` maps hidden states to the output dimension.
@@ -110,7 +110,7 @@ class ColBERTEncoder:
         tokenizer: Any,
         dense: torch.nn.Module,
         settings: ColBERTSettings,
-        info: EncoderInfo,
+        info: ModelLabel,
         *,
         batch_tokens: int = 16384,
         max_batch_size: int = 256,
@@ -359,7 +359,7 @@ def load_colbert(
     backbone = _load_backbone(layout.transformer_dir, torch_dtype, attn_implementation, model_args, dict(layout.transformer_config.get("config_args") or {}))
     backbone = backbone.to(device=device, dtype=torch_dtype)
     dense = load_dense_stack(layout.dense_dirs).to(device=device, dtype=torch_dtype)
-    info = EncoderInfo(
+    info = ModelLabel(
         name=name or _default_name(resolved.source),
         source=resolved.source,
         revision=resolved.revision,

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
-from models.dense import DenseConfig, DenseStack
+from models.projection import DenseConfig, DenseStack
 
 log = logging.getLogger(__name__)
 

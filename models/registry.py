@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from models.base import Encoder
+from nanobeir_ext.protocol import Encoder
 
 
 def fixture_models_dir(cache_dir: Path) -> Path:
@@ -20,7 +20,7 @@ def load_encoder(*, name: str, source: str, revision: str | None, path: str | No
     common = dict(device=device, dtype=dtype, name=name, query_length=query_length,
                   document_length=document_length, batch_tokens=batch_tokens)
     if fixture:
-        from nanobeir_ext.fixture_models import FIXTURE_ARCHITECTURES, build_fixture_checkpoints
+        from models.fixtures import FIXTURE_ARCHITECTURES, build_fixture_checkpoints
 
         if fixture not in FIXTURE_ARCHITECTURES:
             raise ValueError(f"unknown fixture architecture {fixture!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}")

@@ -13,16 +13,16 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nanobeir_ext.baseline import load_run, write_baseline
-from nanobeir_ext.compare import (CompareSettings, RegressionRule, SignificanceSettings, Tolerances, compare_runs,
+from nanobeir_ext.outputs.baseline import load_run, write_baseline
+from nanobeir_ext.compare.comparisons import (CompareSettings, RegressionRule, SignificanceSettings, Tolerances, compare_runs,
                                   compare_to_published)
-from nanobeir_ext.compare_report import (published_comparison_json, published_comparison_markdown,
+from nanobeir_ext.compare.render import (published_comparison_json, published_comparison_markdown,
                                          published_comparison_tables, run_comparison_json, run_comparison_markdown,
                                          run_comparison_tables, write_comparison)
-from nanobeir_ext.reference import load_reference
+from nanobeir_ext.compare.reference import load_reference
 from runners.common import REPO_DIR, exit_with, logged, plain
 
-log = logging.getLogger("nanobeir_ext.compare")
+log = logging.getLogger("nanobeir_ext.compare.comparisons")
 PUBLISHED = "published"
 
 

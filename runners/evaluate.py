@@ -11,15 +11,16 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nanobeir_ext import rundir
+from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
-from nanobeir_ext.data import BenchmarkSource, dataset_revision
-from nanobeir_ext.environment import collect_environment
-from nanobeir_ext.evaluation import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
-from nanobeir_ext.fixture import BENCHMARK_DIR
-from nanobeir_ext.model_index import model_index_yaml
+from nanobeir_ext.data.benchmark import BenchmarkSource, dataset_revision
+from nanobeir_ext.outputs.environment import collect_environment
+from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
+from nanobeir_ext.data.fixture import BENCHMARK_DIR
+from nanobeir_ext.reporting.model_index import model_index_yaml
 from nanobeir_ext.languages import matrix_cells, validate_languages
-from nanobeir_ext.report import ReportContext, slug, write_report
+from nanobeir_ext.protocol import slug
+from nanobeir_ext.reporting.report import ReportContext, write_report
 from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
 
 log = logging.getLogger("nanobeir_ext.evaluate")
@@ -97,7 +98,7 @@ def run_fingerprint(cfg: DictConfig) -> dict[str, Any]:
 def environment(plan: EvaluationPlan, outcome: EvaluationOutcome) -> dict[str, Any]:
     return collect_environment(
         plan.device, REPO_DIR,
-        models=[{**vars(label), "identity": outcome.model_identities.get(spec.key)}
+        models=[{**label.to_dict(), "identity": outcome.model_identities.get(spec.key)}
                 for spec, label in zip(plan.models, outcome.models)],
         benchmark={"name": plan.benchmark, "layout": plan.source.layout, "repo_id": plan.source.repo_id,
                    "revision": plan.source.revision, "path": plan.source.path, "subsets": list(plan.subsets),

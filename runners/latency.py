@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from nanobeir_ext import rundir
+from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_text
-from nanobeir_ext.environment import collect_environment
-from nanobeir_ext.latency import (
+from nanobeir_ext.outputs.environment import collect_environment
+from nanobeir_ext.latency.timing import (
     LATENCY_COLUMNS,
     MAXSIM_COLUMNS,
     ModelFlops,
@@ -34,10 +34,10 @@ from nanobeir_ext.latency import (
     power_of_two_batch_sizes,
     records_frame,
 )
-from nanobeir_ext.latency_report import LatencyContext, ModelNote, throughput_ratios, verdict, write_latency_report
+from nanobeir_ext.latency.report import LatencyContext, ModelNote, throughput_ratios, verdict, write_latency_report
 from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
 
-log = logging.getLogger("nanobeir_ext.latency")
+log = logging.getLogger("nanobeir_ext.latency.timing")
 
 WEIGHT_MODES = ("auto", "real", "random")
 
@@ -72,7 +72,7 @@ def load_real(m: DictConfig, *, device: str, dtype: str, attn_implementation: st
     common = dict(device=device, dtype=dtype, name=str(m.name), attn_implementation=attn_implementation)
     if m.get("fixture"):
         from models.registry import fixture_models_dir
-        from nanobeir_ext.fixture_models import FIXTURE_ARCHITECTURES, build_fixture_checkpoints
+        from models.fixtures import FIXTURE_ARCHITECTURES, build_fixture_checkpoints
 
         if m.fixture not in FIXTURE_ARCHITECTURES:
             raise ValueError(f"unknown fixture architecture {m.fixture!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}")
@@ -186,7 +186,7 @@ def hardware_label(environment: dict[str, Any], threads: int, device: str) -> st
 def run(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
     """Measure as configured and write latency.csv, maxsim_latency.csv, figures/, latency.md, environment.json."""
     from models.random_init import select_lfm2_conv_path
-    from nanobeir_ext.peak import matmul_peak_flops
+    from nanobeir_ext.latency.peak import matmul_peak_flops
 
     configure_runtime(cfg.runtime)
     if not cfg.get("models"):

@@ -8,13 +8,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nanobeir_ext import rundir
+from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_parquet
-from nanobeir_ext.report import ReportContext, write_report
-from nanobeir_ext.runs import combine_runs, find_runs, read_run
+from nanobeir_ext.reporting.report import ReportContext, write_report
+from nanobeir_ext.outputs.runs import combine_runs, find_runs, read_run
 from runners.common import logged, output_dir, plain
 
-log = logging.getLogger("nanobeir_ext.report")
+log = logging.getLogger("nanobeir_ext.reporting.report")
 
 
 @logged

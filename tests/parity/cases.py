@@ -5,7 +5,7 @@ nothing else; the oracle itself reads only the JSON.
 """
 from __future__ import annotations
 
-from nanobeir_ext.fixture import fixture_subsets, load_source
+from nanobeir_ext.data.fixture import fixture_subsets, load_source
 from nanobeir_ext.languages import MATRIX_LANGUAGES
 
 

@@ -1,0 +1,279 @@
+"""Tiny random-init ColBERT checkpoints (LFM2 and ModernBERT) for offline runs and tests.
+
+Two steps, kept apart so the PyLate parity suite can take the first and let PyLate do
+the second:
+
+- :func:`build_backbone_folder`: a plain transformers folder (config, float32 safetensors,
+  a byte-level BPE tokenizer trained on the given texts) of a tiny random model;
+- :func:`write_colbert_checkpoint`: turns such a folder into a PyLate-format ColBERT
+  checkpoint (prefix tokens, ``modules.json``, ``k_Dense`` folders, ColBERT configs).
+
+:func:`build_fixture_checkpoints` does both for every architecture into a
+content-addressed cache. The weights are random: numbers computed with these
+checkpoints test the pipeline and say nothing about the real models.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import string
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import tokenizers
+import torch
+import transformers
+from safetensors.torch import save_file
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+
+from models.checkpoint import COLBERT_CONFIG_FILE, MODULES_FILE, RANDOM_INIT_MARKER, TRANSFORMER_CONFIG_FILE
+from models.projection import IDENTITY
+
+FIXTURE_ARCHITECTURES: tuple[str, ...] = ("lfm2", "modernbert")
+# Bump whenever a change here changes the bytes of a built checkpoint.
+BUILDER_VERSION = 1
+VOCAB_SIZE = 2000
+HIDDEN_SIZE = 64
+EMBEDDING_SIZE = 32
+MAX_POSITIONS = 1024
+
+# Special tokens (id order) and how each architecture wraps a text, like the real tokenizers.
+SPECIAL_TOKENS = {
+    "lfm2": ("<|pad|>", "<|startoftext|>", "<|im_end|>"),  # no mask token: EOS pads query expansion
+    "modernbert": ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"),  # [MASK] pads query expansion
+}
+# The lengths of the real checkpoints of each architecture (LFM2-ColBERT-350M, GTE-ModernColBERT-v1).
+FIXTURE_LENGTHS = {"lfm2": (32, 512), "modernbert": (32, 300)}
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in FIXTURE_ARCHITECTURES:
+        raise ValueError(f"unknown fixture architecture {arch!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}")
+
+
+def train_tokenizer(arch: str, texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on ``texts``.
+
+    Byte level covers every script (Arabic, Japanese, Korean, ...) and puts every ASCII
+    punctuation character in the vocabulary as a standalone token, so the skiplist
+    resolves the way it does for the real tokenizers.
+    """
+    _check_arch(arch)
+    specials = SPECIAL_TOKENS[arch]
+    tokenizer = Tokenizer(models.BPE(unk_token="[UNK]" if arch == "modernbert" else None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[AddedToken(token, special=True, normalized=False, lstrip=token == "[MASK]") for token in specials],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
+    ids = {token: tokenizer.token_to_id(token) for token in specials}
+    if arch == "lfm2":
+        # Like LFM2's own tokenizer: BOS in front, nothing appended.
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<|startoftext|> $A", pair="<|startoftext|> $A $B", special_tokens=[("<|startoftext|>", ids["<|startoftext|>"])]
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tokenizer, bos_token="<|startoftext|>", eos_token="<|im_end|>", pad_token="<|pad|>",
+            model_input_names=["input_ids", "attention_mask"],
+        )
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def backbone_config(arch: str, tokenizer: PreTrainedTokenizerFast) -> transformers.PretrainedConfig:
+    """A tiny config with the features that matter for encoding: LFM2 mixes short
+    convolutions and attention; ModernBERT mixes global and (small) local attention."""
+    _check_arch(arch)
+    vocab = len(tokenizer)
+    if arch == "lfm2":
+        return transformers.Lfm2Config(
+            vocab_size=vocab, hidden_size=HIDDEN_SIZE, intermediate_size=2 * HIDDEN_SIZE, block_auto_adjust_ff_dim=False,
+            num_hidden_layers=4, layer_types=["conv", "full_attention", "conv", "full_attention"],
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=MAX_POSITIONS,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    return transformers.ModernBertConfig(
+        vocab_size=vocab, hidden_size=HIDDEN_SIZE, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
+        layer_types=["full_attention", "sliding_attention", "sliding_attention", "full_attention"], local_attention=8,
+        max_position_embeddings=MAX_POSITIONS, pad_token_id=tokenizer.pad_token_id, cls_token_id=tokenizer.cls_token_id,
+        sep_token_id=tokenizer.sep_token_id, bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+    )
+
+
+def _random_init(model: torch.nn.Module, seed: int, std: float = 0.1) -> None:
+    """Overwrite every parameter from a local generator: normal weights, unit norms, zero biases.
+
+    A larger std than the usual 0.02 keeps token vectors of a random model distinct.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in sorted(model.named_parameters()):
+            if name.endswith("bias"):
+                parameter.zero_()
+            elif "norm" in name and parameter.dim() == 1:
+                parameter.fill_(1.0)
+            else:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+
+
+def build_backbone_folder(arch: str, out_dir: Path, texts: Sequence[str], seed: int = 0) -> Path:
+    """Write a tiny random-init ``Lfm2Model`` / ``ModernBertModel`` folder (config.json,
+    float32 model.safetensors, tokenizer files) trained on ``texts``; returns ``out_dir``."""
+    _check_arch(arch)
+    if not texts:
+        raise ValueError("build_backbone_folder needs texts to train the tokenizer on, got none")
+    out_dir = Path(out_dir)
+    tokenizer = train_tokenizer(arch, texts)
+    config = backbone_config(arch, tokenizer)
+    with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG; leave it untouched
+        model = AutoModel.from_config(config, dtype=torch.float32)
+    _random_init(model, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.write_text(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_colbert_checkpoint(
+    backbone_dir: Path,
+    out_dir: Path,
+    *,
+    dense_layers: Sequence[tuple[int, int, bool]] | None = None,
+    query_prefix: str = "[Q] ",
+    document_prefix: str = "[D] ",
+    query_length: int = 32,
+    document_length: int = 180,
+    do_query_expansion: bool = True,
+    attend_to_expansion_tokens: bool = False,
+    skiplist_words: Sequence[str] = tuple(string.punctuation),
+    do_lower_case: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write the PyLate on-disk format for ``backbone_dir`` into ``out_dir``.
+
+    Adds the prefixes as tokens (new embedding rows drawn from a local generator), sets
+    the pad token to the expansion token as PyLate does, and writes ``modules.json``,
+    ``k_Dense/{config.json, model.safetensors}`` (``dense_layers`` = (in, out, bias) per
+    layer; default one ``hidden -> 32`` layer without bias),
+    ``config_sentence_transformers.json`` and ``sentence_bert_config.json``.
+    """
+    backbone_dir, out_dir = Path(backbone_dir), Path(out_dir)
+    generator = torch.Generator().manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
+    model = AutoModel.from_pretrained(backbone_dir, dtype=torch.float32)
+    hidden = model.config.hidden_size
+    layers = list(dense_layers) if dense_layers is not None else [(hidden, EMBEDDING_SIZE, False)]
+    if not layers or layers[0][0] != hidden:
+        raise ValueError(f"dense_layers must start at the backbone's hidden size {hidden}, got {layers}")
+
+    prefixes = [prefix for prefix in (query_prefix, document_prefix) if prefix]
+    old_rows = model.get_input_embeddings().weight.shape[0]
+    tokenizer.add_tokens([prefix for prefix in prefixes if prefix not in tokenizer.get_vocab()])
+    if len(tokenizer) > old_rows:
+        with torch.random.fork_rng(devices=[]):
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        with torch.no_grad():
+            embeddings = model.get_input_embeddings().weight
+            embeddings[old_rows:] = torch.randn(embeddings[old_rows:].shape, generator=generator) * embeddings[:old_rows].std()
+    # PyLate pads with the mask token, else EOS, and saves that choice.
+    tokenizer.pad_token = tokenizer.mask_token if tokenizer.mask_token is not None else (tokenizer.eos_token or tokenizer.pad_token)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    for index, (in_features, out_features, bias) in enumerate(layers, start=1):
+        folder = out_dir / f"{index}_Dense"
+        folder.mkdir(exist_ok=True)
+        bound = in_features ** -0.5  # torch's nn.Linear init range
+        state = {"linear.weight": (torch.rand((out_features, in_features), generator=generator) * 2 - 1) * bound}
+        if bias:
+            state["linear.bias"] = (torch.rand((out_features,), generator=generator) * 2 - 1) * bound
+        save_file({key: value.contiguous() for key, value in state.items()}, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        _write_json(folder / "config.json", {"in_features": in_features, "out_features": out_features, "bias": bias, "activation_function": IDENTITY, "use_residual": False})
+        modules.append({"idx": index, "name": str(index), "path": folder.name, "type": "pylate.models.Dense.Dense"})
+    _write_json(out_dir / MODULES_FILE, modules)
+    _write_json(out_dir / TRANSFORMER_CONFIG_FILE, {"max_seq_length": document_length - 1, "do_lower_case": do_lower_case})
+    _write_json(
+        out_dir / COLBERT_CONFIG_FILE,
+        {
+            "model_type": "ColBERT",
+            "prompts": {"query": "", "document": ""},
+            "default_prompt_name": None,
+            "similarity_fn_name": "MaxSim",
+            "query_prefix": query_prefix,
+            "document_prefix": document_prefix,
+            "query_length": query_length,
+            "document_length": document_length,
+            "attend_to_expansion_tokens": attend_to_expansion_tokens,
+            "skiplist_words": list(skiplist_words),
+            "do_query_expansion": do_query_expansion,
+        },
+    )
+    return out_dir
+
+
+def fixture_key(arch: str, texts: Sequence[str]) -> str:
+    """Content address of a fixture checkpoint: builder version, library versions, arch, texts."""
+    payload = json.dumps(
+        {"builder": BUILDER_VERSION, "arch": arch, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__, "texts": list(texts)},
+        ensure_ascii=False, sort_keys=True,
+    )
+    return f"{arch}-{hashlib.sha256(payload.encode('utf-8')).hexdigest()[:16]}"
+
+
+def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], seed: int = 0) -> Path:
+    """Build (or reuse) one fixture checkpoint under ``cache_dir``, atomically."""
+    _check_arch(arch)
+    cache_dir = Path(cache_dir)
+    final = cache_dir / fixture_key(arch, texts)
+    if (final / RANDOM_INIT_MARKER).is_file():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache_dir))
+    try:
+        backbone = build_backbone_folder(arch, staging / "backbone", texts, seed=seed)
+        checkpoint = staging / "checkpoint"
+        query_length, document_length = FIXTURE_LENGTHS[arch]
+        write_colbert_checkpoint(backbone, checkpoint, query_length=query_length, document_length=document_length, seed=seed)
+        _write_json(
+            checkpoint / RANDOM_INIT_MARKER,
+            {"architecture": arch, "builder_version": BUILDER_VERSION, "seed": seed, "weights": "random-init",
+             "note": "tiny random-init fixture checkpoint: its numbers say nothing about the real model"},
+        )
+        try:
+            os.rename(checkpoint, final)
+        except OSError:
+            if not (final / RANDOM_INIT_MARKER).is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def build_fixture_checkpoints(cache_dir: Path, texts: Sequence[str] | None = None) -> dict[str, Path]:
+    """``{"lfm2": path, "modernbert": path}``; ``texts`` default to the fixture's texts."""
+    if texts is None:
+        from nanobeir_ext.data.fixture import fixture_texts
+
+        texts = fixture_texts()
+    if not texts:
+        raise ValueError("no fixture texts: nanobeir_ext/fixture/source/*.json is empty or missing")
+    return {arch: build_fixture_checkpoint(arch, cache_dir, texts) for arch in FIXTURE_ARCHITECTURES}

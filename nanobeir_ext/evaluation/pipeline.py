@@ -1,0 +1,293 @@
+"""One evaluation: encode every (model, subset, language, role) once, then score every matrix cell.
+
+The flow (see DESIGN.md): benchmark loader -> encoder -> embedding store -> exact MaxSim
+top-k per cell -> pytrec_eval -> long results table. Phase 1 makes sure every needed
+embedding set is in the store (encoding only what is missing, or only this shard's part);
+phase 2 reads them back, one document-language corpus at a time, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from nanobeir_ext.protocol import Encoder, Role
+from nanobeir_ext.data.benchmark import BenchmarkSource, SubsetData, TextCollection, load_queries, load_subset
+from nanobeir_ext.languages import Cell
+from nanobeir_ext.evaluation.metrics import evaluate_run
+from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
+from nanobeir_ext.protocol import ModelLabel, slug
+from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, results_from_per_query, sort_long
+from nanobeir_ext.retrieval.maxsim import Run, maxsim_topk, write_trec_run
+from nanobeir_ext.embeddings.store import EmbeddingStore, store_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as configured: a hub id + revision, a local folder, or a fixture architecture."""
+
+    key: str
+    name: str
+    source: str
+    revision: str | None = None
+    path: str | None = None
+    fixture: str | None = None
+    query_length: int | None = None
+    document_length: int | None = None
+    batch_tokens: int = 32768
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    models: tuple[ModelSpec, ...]
+    benchmark: str
+    source: BenchmarkSource
+    subsets: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    metrics: tuple[str, ...]
+    cache_dir: Path
+    k: int = 100
+    chunk_tokens: int | None = None  # None: retrieval's per-device default
+    device: str = "cpu"
+    dtype: str = "auto"
+    progress: bool = True
+    shard: tuple[int, int] | None = None  # (index, count): encode only this part, then stop
+
+    @property
+    def doc_langs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.doc_lang for c in self.cells))
+
+    @property
+    def query_langs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.query_lang for c in self.cells))
+
+
+@dataclass(frozen=True, order=True)
+class WorkUnit:
+    """One encoder pass: a model encodes one role of one subset in one language."""
+
+    model_key: str
+    subset: str
+    language: str
+    role: Role
+
+    def describe(self) -> str:
+        return f"{self.model_key} {self.subset} {self.language} {'queries' if self.role == 'query' else 'documents'}"
+
+
+@dataclass
+class EncodingLog:
+    encoded: list[WorkUnit] = field(default_factory=list)
+    reused: list[WorkUnit] = field(default_factory=list)
+    truncated: dict[WorkUnit, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    per_query: pd.DataFrame
+    results: pd.DataFrame
+    encoding: EncodingLog
+    models: tuple[ModelLabel, ...]
+    model_identities: dict[str, dict]
+    data: BenchmarkData
+    excluded_queries: dict[tuple[str, str, str], int]  # (subset, doc_lang, query_lang) -> queries not evaluated
+    complete: bool  # False for a shard run, which only encodes
+
+
+EncoderFactory = Callable[[ModelSpec, EvaluationPlan], Encoder]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` (0-based i) -> (i, n); None stays None."""
+    if text in (None, "", "null"):
+        return None
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}")
+    return index, count
+
+
+def work_units(plan: EvaluationPlan) -> list[WorkUnit]:
+    """Every encoder pass the plan needs, in a fixed order: documents of each doc language, queries of each query language."""
+    units = []
+    for spec in plan.models:
+        for subset in plan.subsets:
+            units += [WorkUnit(spec.key, subset, lang, "document") for lang in plan.doc_langs]
+            units += [WorkUnit(spec.key, subset, lang, "query") for lang in plan.query_langs]
+    return units
+
+
+def shard_units(units: Sequence[WorkUnit], shard: tuple[int, int] | None) -> list[WorkUnit]:
+    """Round-robin split, so shards get a similar mix of corpora and query sets."""
+    if shard is None:
+        return list(units)
+    index, count = shard
+    return [u for i, u in enumerate(units) if i % count == index]
+
+
+@dataclass(frozen=True)
+class BenchmarkData:
+    """Monolingual subsets (corpora, notes) and every query set, by (subset, language)."""
+
+    subsets: dict[tuple[str, str], SubsetData]
+    queries: dict[tuple[str, str], TextCollection]
+    # (subset, doc_lang, query_lang) -> judgments of the queries that have a relevant document
+    # in that document language (the loader's cross-lingual view), computed once per cell.
+    cell_qrels: dict[tuple[str, str, str], dict[str, dict[str, int]]]
+
+    def collection(self, subset: str, language: str, role: Role) -> TextCollection:
+        return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
+
+
+def load_data(plan: EvaluationPlan) -> BenchmarkData:
+    """Everything the plan reads from the benchmark, subset by subset (so the loader's cache of
+    raw tables serves every language and cell of a subset before moving on)."""
+    languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
+    subsets, queries, cell_qrels = {}, {}, {}
+    for subset in tqdm(plan.subsets, desc="load benchmark", unit="subset", disable=not plan.progress):
+        for lang in languages:
+            subsets[(subset, lang)] = load_subset(plan.source, subset, lang)
+            queries[(subset, lang)] = load_queries(plan.source, subset, lang)
+        for cell in plan.cells:
+            cross = load_subset(plan.source, subset, cell.doc_lang, query_language=cell.query_lang)
+            cell_qrels[(subset, cell.doc_lang, cell.query_lang)] = cross.qrels
+    return BenchmarkData(subsets=subsets, queries=queries, cell_qrels=cell_qrels)
+
+
+def unit_key(identity: Mapping, collection: TextCollection, role: Role) -> str:
+    return store_key(identity, role, collection.ids, collection.texts)
+
+
+def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], identities: Mapping[str, dict],
+                   data: BenchmarkData, store: EmbeddingStore, progress: bool) -> EncodingLog:
+    """Encode every unit missing from the store; reuse the rest. Each finished unit is stored at once,
+    so a killed run loses at most the unit in flight."""
+    record = EncodingLog()
+    start = time.perf_counter()
+    units = list(units)
+    for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
+        collection = data.collection(unit.subset, unit.language, unit.role)
+        key = unit_key(identities[unit.model_key], collection, unit.role)
+        # get() verifies the checksum (and deletes a damaged entry), so damage is re-encoded here.
+        if store.get(key) is not None:
+            record.reused.append(unit)
+            record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
+            continue
+        output = encoders[unit.model_key].encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
+        embeddings = RaggedEmbeddings.from_list(collection.ids, output.embeddings)
+        store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated), "tokens": str(output.tokens)})
+        record.encoded.append(unit)
+        record.truncated[unit] = output.truncated
+    record.seconds = time.perf_counter() - start
+    if record.reused:
+        log.info("reused %d stored embedding sets, encoded %d", len(record.reused), len(record.encoded))
+    return record
+
+
+def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, data: BenchmarkData,
+                       store: EmbeddingStore, runs_dir: Path | None) -> tuple[list[tuple], dict]:
+    """Phase 2 for one model: MaxSim top-k and metrics for every subset and cell."""
+    rows: list[tuple] = []
+    excluded: dict[tuple[str, str, str], int] = {}
+    cells_by_doc: dict[str, list[Cell]] = {}
+    for cell in plan.cells:
+        cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
+    total = len(plan.subsets) * len(plan.cells)
+    bar = tqdm(total=total, desc=f"MaxSim + metrics {spec.name}", disable=not plan.progress)
+    for subset in plan.subsets:
+        # Query sets are small: read (and verify) each once per subset, not once per cell.
+        query_sets = {lang: _load(store, identity, data, subset, lang, "query") for lang in plan.query_langs}
+        for doc_lang, cells in cells_by_doc.items():
+            documents = _load(store, identity, data, subset, doc_lang, "document")
+            for cell in cells:
+                queries = query_sets[cell.query_lang]
+                run = maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens)
+                if runs_dir is not None:
+                    write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
+                                   tag=slug(spec.name))
+                qrels = data.cell_qrels[(subset, cell.doc_lang, cell.query_lang)]
+                excluded[(subset, cell.doc_lang, cell.query_lang)] = len(queries) - len(qrels)
+                for m in evaluate_run(qrels, _restrict(run, qrels), plan.metrics):
+                    rows.append((spec.name, plan.benchmark, subset, cell.doc_lang, cell.query_lang, m.query_id, m.metric, m.value))
+                bar.update()
+    bar.close()
+    return rows, excluded
+
+
+def _load(store: EmbeddingStore, identity: dict, data: BenchmarkData, subset: str, language: str, role: Role) -> RaggedEmbeddings:
+    key = unit_key(identity, data.collection(subset, language, role), role)
+    embeddings = store.get(key)
+    if embeddings is None:  # vanished or failed its checksum since phase 1
+        raise RuntimeError(f"embedding set {subset} {language} {'queries' if role == 'query' else 'documents'} "
+                           f"(key {key[:12]}) is missing or corrupt; "
+                           "run again to re-encode it")
+    return embeddings
+
+
+def _restrict(run: Run, qrels: Mapping[str, Mapping[str, int]]) -> Run:
+    return {qid: docs for qid, docs in run.items() if qid in qrels}
+
+
+def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_dir: Path | None = None) -> EvaluationOutcome:
+    """Run the plan. With ``plan.shard`` set, only that shard's encoder work is done (results are empty)."""
+    store = EmbeddingStore(Path(plan.cache_dir) / "store")
+    data = load_data(plan)
+    units = shard_units(work_units(plan), plan.shard)
+    encoding = EncodingLog()
+    labels: list[ModelLabel] = []
+    identities: dict[str, dict] = {}
+    rows: list[tuple] = []
+    excluded: dict = {}
+    for spec in plan.models:
+        encoder = encoder_factory(spec, plan)
+        identities[spec.key] = encoder.cache_identity()
+        labels.append(encoder.info)
+        mine = [u for u in units if u.model_key == spec.key]
+        part = ensure_encoded(mine, {spec.key: encoder}, identities, data, store, plan.progress)
+        encoding.encoded += part.encoded
+        encoding.reused += part.reused
+        encoding.truncated.update(part.truncated)
+        encoding.seconds += part.seconds
+        del encoder  # free the weights before scoring
+        if plan.shard is None:
+            model_rows, model_excluded = retrieve_and_score(plan, spec, identities[spec.key], data, store, runs_dir)
+            rows += model_rows
+            excluded.update(model_excluded)
+    per_query = sort_long(pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS)))
+    results = results_from_per_query(per_query) if rows else pd.DataFrame(columns=per_query.columns.drop("query_id"))
+    return EvaluationOutcome(per_query=per_query, results=results, encoding=encoding, models=tuple(labels),
+                             model_identities=identities, data=data, excluded_queries=excluded,
+                             complete=plan.shard is None)
+
+
+def data_notes(outcome: EvaluationOutcome) -> list[str]:
+    """Human-readable counts of what the data and the encoder dropped or cut."""
+    notes = []
+    for (subset, lang), d in sorted(outcome.data.subsets.items()):
+        if d.corpus.dropped_empty or d.queries.dropped_empty:
+            notes.append(f"{subset} {lang}: dropped {d.corpus.dropped_empty} empty documents and "
+                         f"{d.queries.dropped_empty} empty queries")
+        if d.queries_without_relevant:
+            notes.append(f"{subset} {lang}: {d.queries_without_relevant} queries without a relevant document not evaluated")
+    short = {k: v for k, v in outcome.excluded_queries.items() if v}
+    if short:
+        notes.append(f"{len(short)} cells (subset, doc, query language) leave out queries without a relevant document "
+                     f"in the document language ({sum(short.values())} query evaluations in all)")
+    truncated: dict[tuple[str, str], int] = {}
+    for unit, n in outcome.encoding.truncated.items():
+        truncated[(unit.model_key, unit.role)] = truncated.get((unit.model_key, unit.role), 0) + n
+    for (model, role), n in sorted(truncated.items()):
+        if n:
+            notes.append(f"{model}: {n} {role} texts longer than the model's {role} length were truncated")
+    return notes
