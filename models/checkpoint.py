@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 MODULES_FILE = "modules.json"
 COLBERT_CONFIG_FILE = "config_sentence_transformers.json"
 TRANSFORMER_CONFIG_FILE = "sentence_bert_config.json"
-# Written by models.fixtures next to a tiny random-init checkpoint, so that
-# every output built from it is labelled "random-init".
+# Written by models.fixtures next to a tiny random-init checkpoint; the one place a fixture
+# gets its label: weights "random-init", source "fixture:<architecture>".
 RANDOM_INIT_MARKER = "nanobeir_fixture.json"
 
 TRANSFORMER_TYPES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.transformer.Transformer")
@@ -89,7 +89,11 @@ class CheckpointLayout:
     dense_dirs: tuple[Path, ...]
     colbert_config: Mapping[str, Any] = field(default_factory=dict)  # config_sentence_transformers.json
     transformer_config: Mapping[str, Any] = field(default_factory=dict)  # sentence_bert_config.json
-    random_init: bool = False  # a tiny fixture checkpoint, not trained weights
+    fixture: str | None = None  # architecture of a tiny random-init fixture checkpoint (its marker file)
+
+    @property
+    def random_init(self) -> bool:
+        return self.fixture is not None
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,13 @@ def read_checkpoint_layout(root: Path) -> CheckpointLayout:
         dense_dirs=dense_dirs,
         colbert_config=_read_json(colbert_path) if colbert_path.is_file() else {},
         transformer_config=_read_json(transformer_path) if transformer_path.is_file() else {},
-        random_init=(root / RANDOM_INIT_MARKER).is_file(),
+        fixture=_fixture_architecture(root),
     )
+
+
+def _fixture_architecture(root: Path) -> str | None:
+    marker = root / RANDOM_INIT_MARKER
+    return str(_read_json(marker).get("architecture") or "unknown") if marker.is_file() else None
 
 
 def settings_from_layout(layout: CheckpointLayout) -> ColBERTSettings:

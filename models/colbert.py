@@ -41,13 +41,16 @@ from models.checkpoint import (
 )
 from models.projection import DenseStack, load_dense_stack
 
-__all__ = ["ColBERTSettings", "ColBERTEncoder", "ModelUnavailableError", "load_colbert", "resolve_dtype", "plan_batches"]
+__all__ = ["ColBERTSettings", "ColBERTEncoder", "DEFAULT_BATCH_TOKENS", "ModelUnavailableError", "load_colbert",
+           "resolve_dtype", "dtype_name", "plan_batches"]
 
 log = logging.getLogger(__name__)
 
 # Bump when a change to this module changes vectors, so cached embeddings are recomputed.
 ENCODING_VERSION = 1
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Padded tokens per encoder batch when the config does not say (vectors do not depend on it).
+DEFAULT_BATCH_TOKENS = 32768
 
 
 @dataclass(frozen=True)
@@ -59,13 +62,20 @@ class TokenRow:
     truncated: bool
 
 
-def resolve_dtype(dtype: str, device: str | torch.device) -> torch.dtype:
-    """``"auto"`` is float32 on CPU and bfloat16 on CUDA."""
+def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device) -> torch.dtype:
+    """``"auto"`` is float32 on CPU and bfloat16 on CUDA; a torch dtype is returned as is."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
     if dtype == "auto":
         return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; valid choices: {['auto', *DTYPES]}")
     return DTYPES[dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"`` (how labels and tables name a dtype)."""
+    return str(dtype).removeprefix("torch.")
 
 
 def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int, fixed_width: int | None = None) -> list[list[int]]:
@@ -112,9 +122,10 @@ class ColBERTEncoder:
         settings: ColBERTSettings,
         info: ModelLabel,
         *,
-        batch_tokens: int = 16384,
+        batch_tokens: int | None = None,
         max_batch_size: int = 256,
     ) -> None:
+        batch_tokens = DEFAULT_BATCH_TOKENS if batch_tokens is None else batch_tokens
         if batch_tokens < 1 or max_batch_size < 1:
             raise ValueError(f"batch_tokens and max_batch_size must be positive, got {batch_tokens} and {max_batch_size}")
         self.backbone = backbone.eval().requires_grad_(False)
@@ -336,18 +347,20 @@ def load_colbert(
     *,
     revision: str | None = None,
     device: str = "cpu",
-    dtype: str = "auto",
+    dtype: str | torch.dtype = "auto",
     name: str | None = None,
     query_length: int | None = None,
     document_length: int | None = None,
-    batch_tokens: int = 16384,
+    batch_tokens: int | None = None,
     local_files_only: bool | None = None,
     attn_implementation: str | None = None,
 ) -> ColBERTEncoder:
     """Load a PyLate-format checkpoint from a local folder or a hub repo id (at ``revision``).
 
     A hub checkpoint is identified by its resolved commit, a local folder by a content
-    hash of its files. ``query_length`` / ``document_length`` override the checkpoint.
+    hash of its files. ``query_length`` / ``document_length`` override the checkpoint;
+    ``batch_tokens=None`` is :data:`DEFAULT_BATCH_TOKENS`. A fixture checkpoint (its marker
+    file) is labelled weights "random-init", source ``fixture:<architecture>``.
     """
     resolved = resolve_source(source, revision=revision, local_files_only=local_files_only)
     layout = read_checkpoint_layout(resolved.folder)
@@ -361,11 +374,11 @@ def load_colbert(
     dense = load_dense_stack(layout.dense_dirs).to(device=device, dtype=torch_dtype)
     info = ModelLabel(
         name=name or _default_name(resolved.source),
-        source=resolved.source,
+        source=f"fixture:{layout.fixture}" if layout.fixture else resolved.source,
         revision=resolved.revision,
         weights="random-init" if layout.random_init else "real",
         weights_hash=content_hash(layout.root, checkpoint_files(layout)) if resolved.revision is None else None,
-        dtype=str(torch_dtype).removeprefix("torch."),
+        dtype=dtype_name(torch_dtype),
         device=str(device),
         parameters=sum(p.numel() for p in backbone.parameters()) + sum(p.numel() for p in dense.parameters()),
         settings=settings.to_dict(),

@@ -268,12 +268,17 @@ def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], s
     return final
 
 
-def build_fixture_checkpoints(cache_dir: Path, texts: Sequence[str] | None = None) -> dict[str, Path]:
-    """``{"lfm2": path, "modernbert": path}``; ``texts`` default to the fixture's texts."""
-    if texts is None:
-        from nanobeir_ext.data.fixture import fixture_texts
+def default_fixture_texts() -> list[str]:
+    """The fixture benchmark's texts, which the fixture tokenizers are trained on."""
+    from nanobeir_ext.data.fixture import fixture_texts
 
-        texts = fixture_texts()
+    texts = fixture_texts()
     if not texts:
         raise ValueError("no fixture texts: nanobeir_ext/fixture/source/*.json is empty or missing")
+    return texts
+
+
+def build_fixture_checkpoints(cache_dir: Path, texts: Sequence[str] | None = None) -> dict[str, Path]:
+    """``{"lfm2": path, "modernbert": path}``; ``texts`` default to the fixture's texts."""
+    texts = default_fixture_texts() if texts is None else texts
     return {arch: build_fixture_checkpoint(arch, cache_dir, texts) for arch in FIXTURE_ARCHITECTURES}

@@ -1,36 +1,40 @@
-"""Turn a configured model (hub id, local folder or fixture architecture) into an encoder."""
+"""The one switch from a configured model (fixture, local folder or hub id) to an encoder; every runner uses it."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from nanobeir_ext.protocol import Encoder
+import torch
+
+from nanobeir_ext.protocol import EncoderRequest
+
+__all__ = ["EncoderRequest", "fixture_models_dir", "load_encoder"]
 
 
 def fixture_models_dir(cache_dir: Path) -> Path:
     return Path(cache_dir) / "fixture-models"
 
 
-def load_encoder(*, name: str, source: str, revision: str | None, path: str | None, fixture: str | None,
-                 device: str, dtype: str, cache_dir: Path, query_length: int | None = None,
-                 document_length: int | None = None, batch_tokens: int = 32768) -> Encoder:
-    """Load a PyLate-format ColBERT checkpoint; ``fixture`` builds (once) and loads a tiny random-init one."""
+def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dtype, cache_dir: Path,
+                 local_files_only: bool | None = None, attn_implementation: str | None = None):
+    """Load a PyLate-format ColBERT checkpoint (a :class:`models.colbert.ColBERTEncoder`).
+
+    ``request.fixture`` builds (once, under ``cache_dir``) and loads a tiny random-init
+    checkpoint; its marker file labels it (see ``models.checkpoint.read_checkpoint_layout``).
+    ``local_files_only=True`` never touches the network: a hub model must be in the local
+    Hugging Face cache, else :class:`models.checkpoint.ModelUnavailableError`.
+    """
     from models.colbert import load_colbert  # heavy imports only when a model is really needed
 
-    common = dict(device=device, dtype=dtype, name=name, query_length=query_length,
-                  document_length=document_length, batch_tokens=batch_tokens)
-    if fixture:
-        from models.fixtures import FIXTURE_ARCHITECTURES, build_fixture_checkpoints
+    options = dict(device=device, dtype=dtype, name=request.name, query_length=request.query_length,
+                   document_length=request.document_length, batch_tokens=request.batch_tokens,
+                   attn_implementation=attn_implementation)
+    if request.fixture:
+        from models.fixtures import build_fixture_checkpoint, default_fixture_texts
 
-        if fixture not in FIXTURE_ARCHITECTURES:
-            raise ValueError(f"unknown fixture architecture {fixture!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}")
-        folder = build_fixture_checkpoints(fixture_models_dir(cache_dir))[fixture]
-        encoder = load_colbert(str(folder), **common)
-        # Whatever the folder's files say, these weights are random-init; the source names the fixture.
-        encoder.info = dataclasses.replace(encoder.info, weights="random-init", source=f"fixture:{fixture}")
-        return encoder
-    if path:
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"model.path {path!r} for {name} is not a folder")
-        return load_colbert(str(path), revision=None, **common)
-    return load_colbert(source, revision=revision, **common)
+        folder = build_fixture_checkpoint(request.fixture, fixture_models_dir(cache_dir), default_fixture_texts())
+        return load_colbert(str(folder), **options)
+    if request.path:
+        if not Path(request.path).is_dir():
+            raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
+        return load_colbert(str(request.path), **options)
+    return load_colbert(request.source, revision=request.revision, local_files_only=local_files_only, **options)

@@ -57,6 +57,24 @@ class ModelLabel:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+@dataclass(frozen=True)
+class EncoderRequest:
+    """Which encoder to load, as configured: the input of ``models.registry.load_encoder``.
+
+    Exactly one way is used: ``fixture`` (a tiny random-init architecture) wins over ``path``
+    (a local checkpoint folder), which wins over ``source`` (a hub repo id at ``revision``).
+    """
+
+    name: str
+    source: str
+    revision: str | None = None
+    path: str | None = None
+    fixture: str | None = None
+    query_length: int | None = None  # None: the checkpoint's own setting
+    document_length: int | None = None
+    batch_tokens: int | None = None  # padded tokens per encoder batch; None: the encoder's default
+
+
 def slug(name: str) -> str:
     """A model name as a file name (run files, figures, model-index blocks)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
