@@ -13,7 +13,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nanobeir_ext.outputs.baseline import load_run, write_baseline
+from nanobeir_ext.outputs.baseline import write_baseline
+from nanobeir_ext.outputs.folders import read_folder
 from nanobeir_ext.compare.comparisons import (CompareSettings, RegressionRule, SignificanceSettings, Tolerances, compare_runs,
                                   compare_to_published)
 from nanobeir_ext.compare.render import (published_comparison_json, published_comparison_markdown,
@@ -54,7 +55,7 @@ def run(cfg: DictConfig) -> int:
         out = write_baseline(run_dir, Path(str(cfg.save_baseline)), per_query_metric=str(cfg.significance.metric))
         log.info("baseline written to %s from %s", out, run_dir)
         return 0
-    subject = load_run(run_dir)
+    subject = read_folder(run_dir)
     settings = settings_from_config(cfg)
     if str(cfg.baseline) == PUBLISHED:
         reference = load_reference(Path(str(cfg.reference_dir)) if cfg.get("reference_dir")
@@ -65,7 +66,7 @@ def run(cfg: DictConfig) -> int:
         markdown, payload = published_comparison_markdown(comparison), published_comparison_json(comparison)
         tables = published_comparison_tables(comparison)
     else:
-        other = load_run(Path(str(cfg.baseline)))
+        other = read_folder(Path(str(cfg.baseline)))
         comparison = compare_runs(subject, other, settings, progress=bool(cfg.get("progress", True)))
         baseline_name, baseline_id = other.name, str(other.path.resolve())
         markdown, payload = run_comparison_markdown(comparison), run_comparison_json(comparison)

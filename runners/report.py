@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_parquet
 from nanobeir_ext.reporting.report import ReportContext, write_report
-from nanobeir_ext.outputs.runs import combine_runs, find_runs, read_run
+from nanobeir_ext.outputs.combine import combine_runs
+from nanobeir_ext.outputs.folders import find_runs, read_folder
 from runners.common import logged, output_dir, plain
 
 log = logging.getLogger("nanobeir_ext.reporting.report")
@@ -22,7 +23,7 @@ def run(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
     if not cfg.runs:
         raise ValueError("give the run folders to combine: runs=[DIR1,DIR2]")
     out = Path(cfg.out) if cfg.get("out") else output_dir(cfg, out_dir)
-    runs = [read_run(p) for p in find_runs([Path(p) for p in cfg.runs])]
+    runs = [read_folder(p) for p in find_runs([Path(p) for p in cfg.runs])]
     per_query, results, labels = combine_runs(runs)
     rundir.claim(out, plain(cfg) | {"out": str(out)}, kind="report", overwrite=bool(cfg.get("overwrite", False)))
     benchmarks = sorted({r.benchmark for r in runs})

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nanobeir_ext.outputs.baseline import RunData
+from nanobeir_ext.outputs.folders import RunFolder
 from nanobeir_ext.languages import ordered
 from nanobeir_ext.compare.reference import Reference, check_printed_averages
 from nanobeir_ext.evaluation.results import MEAN_SUBSET
@@ -135,7 +135,7 @@ class RunComparison:
         return {"pass": EXIT_PASS, "regression": EXIT_REGRESSION, "mismatch": EXIT_MISMATCH}[self.verdict]
 
 
-def compare_runs(run: RunData, baseline: RunData, settings: CompareSettings, *, progress: bool = True) -> RunComparison:
+def compare_runs(run: RunFolder, baseline: RunFolder, settings: CompareSettings, *, progress: bool = True) -> RunComparison:
     """Every metric's deltas, paired tests on per-query scores, tolerance verdicts, coverage checks."""
     problems = coverage_problems(run, baseline, settings)
     notes: list[str] = []
@@ -183,7 +183,7 @@ def compare_runs(run: RunData, baseline: RunData, settings: CompareSettings, *, 
                          languages=languages, latency=latency, notes=tuple(notes))
 
 
-def coverage_problems(run: RunData, baseline: RunData, settings: CompareSettings) -> list[str]:
+def coverage_problems(run: RunFolder, baseline: RunFolder, settings: CompareSettings) -> list[str]:
     """Ways the two sides differ in what they measured; empty when they cover the same ground."""
     problems: list[str] = []
     run_models, base_models = set(run.results["model"]), set(baseline.results["model"])
@@ -244,13 +244,13 @@ def _metric_rows(per_query: pd.DataFrame | None, metric: str) -> pd.DataFrame | 
     return None if rows.empty else rows
 
 
-def _sides_without_per_query(run: RunData, baseline: RunData, metric: str) -> str:
+def _sides_without_per_query(run: RunFolder, baseline: RunFolder, metric: str) -> str:
     sides = [f"{role} {side.name}" for role, side in (("run", run), ("baseline", baseline))
              if _metric_rows(side.per_query, metric) is None]
     return " and ".join(sides)
 
 
-def _query_pairs(run: RunData, baseline: RunData, metric: str) -> pd.DataFrame | None:
+def _query_pairs(run: RunFolder, baseline: RunFolder, metric: str) -> pd.DataFrame | None:
     run_q, base_q = _metric_rows(run.per_query, metric), _metric_rows(baseline.per_query, metric)
     if run_q is None or base_q is None:
         return None
@@ -315,7 +315,7 @@ def _means(cells: pd.DataFrame, *, gate_metrics: Iterable[str], mean_drop_abs: f
     return means
 
 
-def _latency(run: RunData, baseline: RunData, metrics: tuple[str, ...],
+def _latency(run: RunFolder, baseline: RunFolder, metrics: tuple[str, ...],
              tolerance: float) -> tuple[pd.DataFrame | None, str | None]:
     if run.latency is None or baseline.latency is None:
         missing = " and ".join(f"{role} {s.name}" for role, s in (("run", run), ("baseline", baseline))
@@ -409,7 +409,7 @@ def weights_by_model(environment: Mapping[str, Any]) -> dict[str, str]:
             if name and isinstance(info, Mapping) and info.get("weights")}
 
 
-def run_weights(run: RunData) -> dict[str, str]:
+def run_weights(run: RunFolder) -> dict[str, str]:
     """Weights per model from environment.json, falling back to latency.csv's ``weights`` column."""
     weights = {}
     if run.latency is not None:
@@ -418,7 +418,7 @@ def run_weights(run: RunData) -> dict[str, str]:
     return weights
 
 
-def compare_to_published(run: RunData, reference: Reference, model_map: Mapping[str, str], *,
+def compare_to_published(run: RunFolder, reference: Reference, model_map: Mapping[str, str], *,
                          tolerance: float, metric: str = "ndcg@10") -> PublishedComparison:
     """Cell deltas (run - published) per mapped model, averages recomputed from cells."""
     unknown_targets = sorted({v for v in model_map.values() if v not in reference.models()})
@@ -440,7 +440,7 @@ def compare_to_published(run: RunData, reference: Reference, model_map: Mapping[
                                printed_averages=printed, sources=sources, tolerance=tolerance, metric=metric)
 
 
-def _reproduce_model(run: RunData, run_model: str, target: str, reference: Reference, printed: pd.DataFrame,
+def _reproduce_model(run: RunFolder, run_model: str, target: str, reference: Reference, printed: pd.DataFrame,
                      weights: str, tolerance: float, metric: str) -> ModelReproduction:
     spec = reference.table(target, "matrix")
     rows = run.results[(run.results["model"] == run_model) & (run.results["metric"] == metric)]

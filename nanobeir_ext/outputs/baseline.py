@@ -1,4 +1,4 @@
-"""Run folders and committed baseline folders: one loader for both, and the baseline writer.
+"""Writing a committed baseline folder from a finished run (``outputs/folders.py`` reads both back).
 
 A baseline folder is a compact, diffable copy of a run, small enough to commit:
 ``results.csv`` (every metric), ``per_query_ndcg.csv`` (one metric per query, the one the
@@ -10,76 +10,28 @@ bit-identical (every delta exactly 0, every p-value exactly 1).
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
 
 import pandas as pd
 
 from nanobeir_ext.atomic import atomic_path, write_json
-from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, RESULT_COLUMNS, sort_long
+from nanobeir_ext.evaluation.metrics import PRIMARY_METRIC
+from nanobeir_ext.evaluation.results import sort_long
+from nanobeir_ext.outputs.folders import (BASELINE_FORMAT, BASELINE_MANIFEST, PER_QUERY_BASELINE, is_baseline_folder,
+                                          read_folder)
 
-BASELINE_MANIFEST = "baseline.json"
-BASELINE_FORMAT = 1
-PER_QUERY_BASELINE = "per_query_ndcg.csv"
-LATENCY_COLUMNS: tuple[str, ...] = ("model", "role", "batch_size", "seq_len", "texts_per_s", "tokens_per_s",
-                                    "p50_ms", "p95_ms", "device", "dtype", "weights")
 _BASELINE_FILES = ("results.csv", PER_QUERY_BASELINE, "environment.json", "latency.csv", "config.yaml",
                    BASELINE_MANIFEST)
-_TEXT_KEYS = ("model", "benchmark", "subset", "doc_lang", "query_lang", "metric", "query_id")
 
 
-@dataclass(frozen=True)
-class RunData:
-    """What a comparison needs from a run folder or a baseline folder."""
-
-    path: Path
-    name: str
-    kind: Literal["run", "baseline"]
-    results: pd.DataFrame  # RESULT_COLUMNS
-    per_query: pd.DataFrame | None  # PER_QUERY_COLUMNS; a baseline holds one metric only
-    latency: pd.DataFrame | None
-    environment: dict[str, Any]
-
-
-def is_baseline_folder(path: Path) -> bool:
-    return (Path(path) / BASELINE_MANIFEST).is_file()
-
-
-def load_run(path: Path) -> RunData:
-    """Load a run folder (results.parquet or results.csv, ...) or a baseline folder."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"run folder {path} does not exist")
-    if is_baseline_folder(path):
-        return _load_baseline(path)
-    status = _run_status(path)
-    if status not in (None, "complete"):
-        raise ValueError(f"{path} holds a run that is not complete (status {status!r} in run.json); "
-                         f"finish or re-run it before comparing")
-    if (path / "results.parquet").is_file():
-        results = pd.read_parquet(path / "results.parquet")
-    elif (path / "results.csv").is_file():
-        results = _read_csv(path / "results.csv")
-    else:
-        raise FileNotFoundError(f"{path} is neither a run folder (no results.parquet or results.csv) "
-                                f"nor a baseline folder (no {BASELINE_MANIFEST})")
-    per_query = pd.read_parquet(path / "per_query.parquet") if (path / "per_query.parquet").is_file() else None
-    return RunData(path=path, name=path.name, kind="run",
-                   results=_normalise(results, RESULT_COLUMNS, path / "results"),
-                   per_query=None if per_query is None else _normalise(per_query, PER_QUERY_COLUMNS, path / "per_query"),
-                   latency=_read_latency(path / "latency.csv"), environment=_read_environment(path))
-
-
-def write_baseline(run_dir: Path, out_dir: Path, *, per_query_metric: str = "ndcg@10") -> Path:
+def write_baseline(run_dir: Path, out_dir: Path, *, per_query_metric: str = PRIMARY_METRIC) -> Path:
     """Write the baseline folder of ``run_dir`` into ``out_dir`` (refreshing an older baseline there).
 
     Refuses a non-empty ``out_dir`` that is not a baseline folder, so a typo cannot clobber
     unrelated files. Files a refreshed baseline no longer has (e.g. latency.csv) are removed.
     """
-    run = load_run(run_dir)
+    run = read_folder(run_dir)
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not is_baseline_folder(out_dir):
         raise FileExistsError(f"{out_dir} is not empty and holds no {BASELINE_MANIFEST}; "
@@ -111,63 +63,6 @@ def write_baseline(run_dir: Path, out_dir: Path, *, per_query_metric: str = "ndc
                 "files": {name: _sha256(p) for name, p in sorted(written.items())}}
     write_json(out_dir / BASELINE_MANIFEST, manifest)
     return out_dir
-
-
-def _load_baseline(path: Path) -> RunData:
-    manifest = json.loads((path / BASELINE_MANIFEST).read_text(encoding="utf-8"))
-    if manifest.get("format") != BASELINE_FORMAT:
-        raise ValueError(f"{path / BASELINE_MANIFEST}: baseline format {manifest.get('format')!r} "
-                         f"is not the supported {BASELINE_FORMAT}")
-    results = _normalise(_read_csv(path / "results.csv"), RESULT_COLUMNS, path / "results.csv")
-    per_query = None
-    if (path / PER_QUERY_BASELINE).is_file():
-        per_query = _read_csv(path / PER_QUERY_BASELINE)
-        per_query.insert(per_query.columns.get_loc("query_id") + 1, "metric", manifest["per_query_metric"])
-        per_query = _normalise(per_query, PER_QUERY_COLUMNS, path / PER_QUERY_BASELINE)
-    return RunData(path=path, name=path.name, kind="baseline", results=results, per_query=per_query,
-                   latency=_read_latency(path / "latency.csv"), environment=_read_environment(path))
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    # Keys stay text ("no" is Norwegian, "001" a query id); values parse back to the same doubles
-    # (pandas' default float parser round-trips repr output; tests/test_compare.py checks it).
-    header = pd.read_csv(path, nrows=0).columns
-    return pd.read_csv(path, dtype={c: str for c in header if c in _TEXT_KEYS}, keep_default_na=False,
-                       na_values={c: ["", "nan", "NaN"] for c in header if c not in _TEXT_KEYS})
-
-
-def _normalise(frame: pd.DataFrame, columns: tuple[str, ...], where: Path) -> pd.DataFrame:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{where}: missing columns {missing}; expected {list(columns)}, got {list(frame.columns)}")
-    out = frame[list(columns)].copy()
-    for column in columns:
-        if column != "value":
-            out[column] = out[column].astype(str)
-    out["value"] = out["value"].astype("float64")
-    return out.reset_index(drop=True)
-
-
-def _read_latency(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    frame = pd.read_csv(path, keep_default_na=False,
-                        dtype={"model": str, "role": str, "device": str, "dtype": str, "weights": str})
-    missing = [c for c in LATENCY_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing latency columns {missing}; expected {list(LATENCY_COLUMNS)}")
-    return frame[list(LATENCY_COLUMNS)]
-
-
-def _run_status(path: Path) -> str | None:
-    # run.json is the evaluation runner's folder manifest (nanobeir_ext.outputs.rundir).
-    manifest = path / "run.json"
-    return json.loads(manifest.read_text(encoding="utf-8")).get("status") if manifest.is_file() else None
-
-
-def _read_environment(path: Path) -> dict[str, Any]:
-    env_path = path / "environment.json"
-    return json.loads(env_path.read_text(encoding="utf-8")) if env_path.is_file() else {}
 
 
 def _write_exact_csv(path: Path, frame: pd.DataFrame) -> Path:

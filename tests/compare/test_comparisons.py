@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet
-from nanobeir_ext.outputs.baseline import RunData, load_run, write_baseline
+from nanobeir_ext.outputs.baseline import write_baseline
+from nanobeir_ext.outputs.folders import RunFolder, read_folder
 from nanobeir_ext.compare.comparisons import (EXIT_MISMATCH, EXIT_PASS, EXIT_REGRESSION, CompareSettings, RegressionRule,
                                   SignificanceSettings, Tolerances, compare_runs, compare_to_published)
 from nanobeir_ext.compare.render import (published_comparison_json, published_comparison_markdown,
                                          run_comparison_json, run_comparison_markdown)
 from nanobeir_ext.compare.reference import load_reference
 from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, results_from_per_query
+from nanobeir_ext.protocol import ModelLabel
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reports" / "reference"
 LANGS = ("de", "en", "fr")
@@ -46,12 +48,17 @@ def make_run(path: Path, per_query: pd.DataFrame, *, weights: str = "real",
     write_parquet(path / "results.parquet", results)
     write_csv(path / "results.csv", results)
     write_parquet(path / "per_query.parquet", per_query)
-    write_json(path / "environment.json", {"models": [{"name": m, "weights": weights, "dtype": "float32",
-                                                       "device": "cpu"} for m in per_query["model"].unique()]})
+    write_json(path / "environment.json", {"models": [label(m, weights) for m in per_query["model"].unique()]})
     (path / "config.yaml").write_text("benchmark: fixture\n")
     if latency is not None:
         write_csv(path / "latency.csv", latency)
     return path
+
+
+def label(name: str, weights: str = "real") -> dict:
+    """A model's environment.json record, as the evaluation runner writes it."""
+    return ModelLabel(name=name, source=f"hub/{name}", revision=None, weights=weights, dtype="float32",
+                      device="cpu").to_dict()
 
 
 def make_latency(models=("model-a",), scale: float = 1.0) -> pd.DataFrame:
@@ -86,8 +93,8 @@ def cell(comparison, doc: str, query: str, metric: str = "ndcg@10") -> pd.Series
 
 def test_identical_runs_pass_with_p_one_everywhere(tmp_path: Path) -> None:
     per_query = make_per_query(("model-a", "model-b"))
-    run = load_run(make_run(tmp_path / "run", per_query))
-    base = load_run(make_run(tmp_path / "base", per_query.copy()))
+    run = read_folder(make_run(tmp_path / "run", per_query))
+    base = read_folder(make_run(tmp_path / "base", per_query.copy()))
     comparison = compare_runs(run, base, FAST, progress=False)
     assert comparison.verdict == "pass" and comparison.exit_code == EXIT_PASS
     assert comparison.coverage_problems == ()
@@ -103,16 +110,16 @@ def test_identical_runs_pass_with_p_one_everywhere(tmp_path: Path) -> None:
 
 def test_too_few_resamples_for_the_family_are_flagged(tmp_path: Path) -> None:
     per_query = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(per_query, "en", "en", -0.2)))
+    run = read_folder(make_run(tmp_path / "run", plant(per_query, "en", "en", -0.2)))
     few = CompareSettings(significance=SignificanceSettings(n_resamples=100))
-    comparison = compare_runs(run, load_run(make_run(tmp_path / "base", per_query)), few, progress=False)
+    comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", per_query)), few, progress=False)
     assert any("raise significance.n_resamples above 180" in n for n in comparison.notes)
 
 
 def test_planted_drop_in_one_cell_is_found_significant_and_fails(tmp_path: Path) -> None:
     base_q = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(base_q, "fr", "de", -0.2)))
-    base = load_run(make_run(tmp_path / "base", base_q))
+    run = read_folder(make_run(tmp_path / "run", plant(base_q, "fr", "de", -0.2)))
+    base = read_folder(make_run(tmp_path / "base", base_q))
     comparison = compare_runs(run, base, FAST, progress=False)
     assert comparison.verdict == "regression" and comparison.exit_code == EXIT_REGRESSION
     hit = cell(comparison, "fr", "de")
@@ -131,8 +138,8 @@ def test_planted_drop_in_one_cell_is_found_significant_and_fails(tmp_path: Path)
 
 def test_significant_drop_within_tolerance_passes(tmp_path: Path) -> None:
     base_q = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(base_q, "en", "en", -0.01)))
-    comparison = compare_runs(run, load_run(make_run(tmp_path / "base", base_q)), FAST, progress=False)
+    run = read_folder(make_run(tmp_path / "run", plant(base_q, "en", "en", -0.01)))
+    comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", base_q)), FAST, progress=False)
     hit = cell(comparison, "en", "en")
     assert hit["significant"] and not hit["drop_beyond"] and not hit["regressed"]
     assert comparison.verdict == "pass"
@@ -142,8 +149,8 @@ def test_noisy_drop_beyond_tolerance_needs_significance(tmp_path: Path) -> None:
     base_q = make_per_query()
     base_q.loc[base_q["metric"] == "ndcg@10", "value"] = 0.5
     noisy = plant(base_q, "de", "fr", lambda n: np.tile([-0.5, 0.44], n // 2))  # mean -0.03, signs split
-    run = load_run(make_run(tmp_path / "run", noisy))
-    base = load_run(make_run(tmp_path / "base", base_q))
+    run = read_folder(make_run(tmp_path / "run", noisy))
+    base = read_folder(make_run(tmp_path / "base", base_q))
     strict = compare_runs(run, base, FAST, progress=False)
     hit = cell(strict, "de", "fr")
     assert hit["delta"] == pytest.approx(-0.03) and hit["drop_beyond"]
@@ -154,8 +161,8 @@ def test_noisy_drop_beyond_tolerance_needs_significance(tmp_path: Path) -> None:
 
 def test_gate_metrics_decide_which_drops_fail(tmp_path: Path) -> None:
     base_q = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(base_q, "en", "de", -0.3, metric="mrr@10")))
-    base = load_run(make_run(tmp_path / "base", base_q))
+    run = read_folder(make_run(tmp_path / "run", plant(base_q, "en", "de", -0.3, metric="mrr@10")))
+    base = read_folder(make_run(tmp_path / "base", base_q))
     assert compare_runs(run, base, FAST, progress=False).verdict == "pass"  # mrr@10 reported, not gated
     gated = CompareSettings(significance=FAST.significance, rule=RegressionRule(gate_metrics=("ndcg@10", "mrr@10")))
     comparison = compare_runs(run, base, gated, progress=False)
@@ -167,8 +174,8 @@ def test_gate_metrics_decide_which_drops_fail(tmp_path: Path) -> None:
 @pytest.mark.parametrize("scale, verdict", [(1.25, "regression"), (1.05, "pass"), (0.5, "pass")])
 def test_latency_increase_beyond_tolerance_fails(tmp_path: Path, scale: float, verdict: str) -> None:
     per_query = make_per_query()
-    run = load_run(make_run(tmp_path / "run", per_query, latency=make_latency(scale=scale)))
-    base = load_run(make_run(tmp_path / "base", per_query, latency=make_latency()))
+    run = read_folder(make_run(tmp_path / "run", per_query, latency=make_latency(scale=scale)))
+    base = read_folder(make_run(tmp_path / "base", per_query, latency=make_latency()))
     settings = CompareSettings(significance=FAST.significance,
                                rule=RegressionRule(latency_metrics=("p50_ms", "texts_per_s")))
     comparison = compare_runs(run, base, settings, progress=False)
@@ -179,8 +186,8 @@ def test_latency_increase_beyond_tolerance_fails(tmp_path: Path, scale: float, v
 
 def test_latency_on_one_side_only_is_a_note_not_a_failure(tmp_path: Path) -> None:
     per_query = make_per_query()
-    run = load_run(make_run(tmp_path / "run", per_query, latency=make_latency(scale=3.0)))
-    comparison = compare_runs(run, load_run(make_run(tmp_path / "base", per_query)), FAST, progress=False)
+    run = read_folder(make_run(tmp_path / "run", per_query, latency=make_latency(scale=3.0)))
+    comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", per_query)), FAST, progress=False)
     assert comparison.latency is None and comparison.verdict == "pass"
     assert any("No latency comparison" in n for n in comparison.notes)
 
@@ -193,16 +200,16 @@ def test_latency_on_one_side_only_is_a_note_not_a_failure(tmp_path: Path) -> Non
 ])
 def test_runs_that_cover_different_ground_fail_as_mismatch(tmp_path: Path, change, message) -> None:
     base_q = make_per_query()
-    run = load_run(make_run(tmp_path / "run", change(base_q)))
-    comparison = compare_runs(run, load_run(make_run(tmp_path / "base", base_q)), FAST, progress=False)
+    run = read_folder(make_run(tmp_path / "run", change(base_q)))
+    comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", base_q)), FAST, progress=False)
     assert comparison.verdict == "mismatch" and comparison.exit_code == EXIT_MISMATCH
     assert any(message in p for p in comparison.coverage_problems), comparison.coverage_problems
 
 
 def test_latency_on_another_device_is_a_mismatch(tmp_path: Path) -> None:
     per_query = make_per_query()
-    run = load_run(make_run(tmp_path / "run", per_query, latency=make_latency().assign(device="cuda")))
-    base = load_run(make_run(tmp_path / "base", per_query, latency=make_latency()))
+    run = read_folder(make_run(tmp_path / "run", per_query, latency=make_latency().assign(device="cuda")))
+    base = read_folder(make_run(tmp_path / "base", per_query, latency=make_latency()))
     comparison = compare_runs(run, base, FAST, progress=False)
     assert comparison.verdict == "mismatch"
     assert any("different device" in p for p in comparison.coverage_problems)
@@ -210,8 +217,8 @@ def test_latency_on_another_device_is_a_mismatch(tmp_path: Path) -> None:
 
 def test_run_report_summary_first_and_footer_names_the_test(tmp_path: Path) -> None:
     base_q = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(base_q, "fr", "de", -0.2)))
-    comparison = compare_runs(run, load_run(make_run(tmp_path / "base", base_q)), FAST, progress=False)
+    run = read_folder(make_run(tmp_path / "run", plant(base_q, "fr", "de", -0.2)))
+    comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", base_q)), FAST, progress=False)
     md = run_comparison_markdown(comparison)
     lines = md.splitlines()
     assert lines[0] == "# Regression report: `run` vs baseline `base`"
@@ -251,10 +258,10 @@ def test_baseline_folder_round_trips_exactly(tmp_path: Path) -> None:
                      "results.csv"]
     stored = pd.read_csv(out / "per_query_ndcg.csv", dtype=str)
     assert "metric" not in stored.columns and len(stored) == len(per_query) // 2
-    baseline = load_run(out)
+    baseline = read_folder(out)
     assert baseline.kind == "baseline" and baseline.name == "smoke"
     assert set(baseline.per_query["metric"]) == {"ndcg@10"}
-    run = load_run(run_dir)
+    run = read_folder(run_dir)
     pd.testing.assert_frame_equal(baseline.results.sort_values(list(baseline.results.columns[:-1])).reset_index(drop=True),
                                   run.results.sort_values(list(run.results.columns[:-1])).reset_index(drop=True))
     comparison = compare_runs(run, baseline, FAST, progress=False)
@@ -279,28 +286,13 @@ def test_baseline_refresh_drops_stale_files_and_refuses_unrelated_folders(tmp_pa
 
 def test_without_per_query_scores_drops_are_judged_by_tolerance_alone(tmp_path: Path) -> None:
     per_query = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(per_query, "en", "de", -0.05)))
+    run = read_folder(make_run(tmp_path / "run", plant(per_query, "en", "de", -0.05)))
     base_dir = make_run(tmp_path / "base", per_query)
     (base_dir / "per_query.parquet").unlink()
-    comparison = compare_runs(run, load_run(base_dir), FAST, progress=False)
+    comparison = compare_runs(run, read_folder(base_dir), FAST, progress=False)
     assert comparison.languages.empty and comparison.cells["p_value"].isna().all()
     assert any("No significance test" in n and "baseline base" in n for n in comparison.notes)
     assert cell(comparison, "en", "de")["regressed"] and comparison.verdict == "regression"
-
-
-def test_unfinished_run_is_refused(tmp_path: Path) -> None:
-    run_dir = make_run(tmp_path / "run", make_per_query())
-    (run_dir / "run.json").write_text(json.dumps({"kind": "evaluation", "status": "running"}))
-    with pytest.raises(ValueError, match="not complete"):
-        load_run(run_dir)
-
-
-def test_loader_names_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_run(tmp_path / "nope")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="neither a run folder"):
-        load_run(tmp_path / "empty")
 
 
 # ----------------------------------------------------------------------------- run vs published
@@ -311,7 +303,7 @@ def reference():
     return load_reference(REFERENCE_DIR)
 
 
-def published_as_run(reference, mapping: dict[str, str], *, weights: str = "real", shift=None) -> RunData:
+def published_as_run(reference, mapping: dict[str, str], *, weights: str = "real", shift=None) -> RunFolder:
     """A run whose cells are the published ones (optionally one cell shifted)."""
     frames = []
     for run_model, ref_model in mapping.items():
@@ -326,8 +318,8 @@ def published_as_run(reference, mapping: dict[str, str], *, weights: str = "real
         (doc, query), amount = shift
         mask = (results["doc_lang"] == doc) & (results["query_lang"] == query) & (results["subset"] == "mean")
         results.loc[mask, "value"] += amount
-    env = {"models": [{"name": m, "weights": weights} for m in mapping]}
-    return RunData(path=Path("synthetic"), name="synthetic", kind="run", results=results, per_query=None,
+    env = {"models": [label(m, weights) for m in mapping]}
+    return RunFolder(path=Path("synthetic"), kind="run", results=results, per_query=None,
                    latency=None, environment=env)
 
 
@@ -393,8 +385,8 @@ def test_published_report_flags_printed_averages_in_the_published_matrix(referen
 
 def test_drift_gate_fails_any_small_change_either_way(tmp_path: Path) -> None:
     base_q = make_per_query()
-    run = load_run(make_run(tmp_path / "run", plant(base_q, "de", "fr", +0.001)))
-    base = load_run(make_run(tmp_path / "base", base_q))
+    run = read_folder(make_run(tmp_path / "run", plant(base_q, "de", "fr", +0.001)))
+    base = read_folder(make_run(tmp_path / "base", base_q))
     assert compare_runs(run, base, FAST, progress=False).verdict == "pass"  # an improvement, within tolerance
     strict = CompareSettings(tolerances=Tolerances(any_change_abs=1e-6),
                              significance=SignificanceSettings(n_resamples=2000, seed=0))
@@ -403,7 +395,7 @@ def test_drift_gate_fails_any_small_change_either_way(tmp_path: Path) -> None:
     assert cell(comparison, "de", "fr")["drifted"] and cell(comparison, "de", "fr")["regressed"]
     assert not cell(comparison, "en", "en")["drifted"]
     assert "drift gate" in strict.describe_rule()
-    same = compare_runs(load_run(make_run(tmp_path / "same", base_q.copy())), base, strict, progress=False)
+    same = compare_runs(read_folder(make_run(tmp_path / "same", base_q.copy())), base, strict, progress=False)
     assert same.verdict == "pass"
 
 
@@ -415,7 +407,7 @@ def test_tested_deltas_match_the_reported_mean_over_subsets(tmp_path: Path) -> N
     mask = ((shifted["subset"] == "NanoA") & (shifted["doc_lang"] == "fr") & (shifted["query_lang"] == "de")
             & (shifted["metric"] == "ndcg@10"))
     shifted.loc[mask, "value"] -= 0.3
-    comparison = compare_runs(load_run(make_run(tmp_path / "run", shifted)), load_run(make_run(tmp_path / "base", base_q)),
+    comparison = compare_runs(read_folder(make_run(tmp_path / "run", shifted)), read_folder(make_run(tmp_path / "base", base_q)),
                               FAST, progress=False)
     assert cell(comparison, "fr", "de")["delta"] == pytest.approx(-0.15)  # (-0.3 + 0) / 2 subsets
     langs = comparison.languages.set_index(["axis", "lang"])

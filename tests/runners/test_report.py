@@ -1,17 +1,19 @@
 """The report runner combines separate runs (here: one model each) into one report, encoding nothing."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
 from runners import evaluate, report
+from tests.compare.test_comparisons import make_per_query, make_run
 from tests.helpers import compose
-
-pytestmark = pytest.mark.slow
 
 SLICE = ["experiment=smoke", "benchmark.subsets=[NanoSciFact]", "benchmark.languages=[en,ko]", "runtime.progress=false"]
 
 
+@pytest.mark.slow
 def test_two_single_model_runs_combine_into_one_report(tmp_path, shared_cache):
     cache = [f"runtime.cache_dir={shared_cache}"]
     evaluate.run(compose("evaluate", SLICE + cache + ["~models.fixture_modernbert"]), out_dir=tmp_path / "lfm2")
@@ -34,3 +36,13 @@ def test_report_needs_runs(tmp_path):
         report.run(compose("report", [f"out={tmp_path}"]))
     with pytest.raises(FileNotFoundError, match="no evaluation runs"):
         report.run(compose("report", [f"runs=[{tmp_path}]", f"out={tmp_path / 'x'}"]))
+
+
+@pytest.mark.parametrize("status", ["running", "failed"])
+def test_unfinished_runs_are_refused_naming_the_folder(tmp_path, status):
+    done = make_run(tmp_path / "done", make_per_query(("model-a",)))
+    unfinished = make_run(tmp_path / "unfinished", make_per_query(("model-b",)))
+    (unfinished / "run.json").write_text(json.dumps({"kind": "evaluation", "status": status}))
+    with pytest.raises(ValueError, match=f"{unfinished}.*not complete"):
+        report.run(compose("report", [f"runs=[{done},{unfinished}]", f"out={tmp_path / 'out'}"]))
+    assert not (tmp_path / "out").exists()
