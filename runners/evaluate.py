@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
-from nanobeir_ext.data.benchmark import BenchmarkSource, dataset_revision
+from nanobeir_ext.data import BenchmarkSource, dataset_revision
 from nanobeir_ext.outputs.environment import collect_environment
 from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
 from nanobeir_ext.data.fixture import BENCHMARK_DIR
@@ -50,7 +50,8 @@ def benchmark_source(cfg: DictConfig) -> BenchmarkSource:
     if path == "fixture":
         path = str(BENCHMARK_DIR)
     return BenchmarkSource(layout=str(b.layout), repo_id=b.get("repo_id") or "", revision=b.get("revision"),
-                           path=path, cache_dir=str(cache_dir(cfg.runtime) / "datasets"))
+                           path=path, cache_dir=str(cache_dir(cfg.runtime) / "datasets"),
+                           subsets=tuple(b.get("available_subsets") or ()))
 
 
 def build_plan(cfg: DictConfig) -> EvaluationPlan:
@@ -79,10 +80,12 @@ def default_encoder_factory(spec: ModelSpec, plan: EvaluationPlan):
 
 
 def _load(spec: ModelSpec, plan: EvaluationPlan, load_encoder):
-    return load_encoder(name=spec.name, source=spec.source, revision=spec.revision, path=spec.path,
-                        fixture=spec.fixture, device=plan.device, dtype=plan.dtype, cache_dir=plan.cache_dir,
-                        query_length=spec.query_length, document_length=spec.document_length,
-                        batch_tokens=spec.batch_tokens)
+    from nanobeir_ext.protocol import EncoderRequest
+
+    request = EncoderRequest(name=spec.name, source=spec.source, revision=spec.revision, path=spec.path,
+                             fixture=spec.fixture, query_length=spec.query_length,
+                             document_length=spec.document_length, batch_tokens=spec.batch_tokens)
+    return load_encoder(request, device=plan.device, dtype=plan.dtype, cache_dir=plan.cache_dir)
 
 
 def run_fingerprint(cfg: DictConfig) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nanobeir_ext.protocol import Encoder, Role
-from nanobeir_ext.data.benchmark import BenchmarkSource, SubsetData, TextCollection, load_queries, load_subset
+from nanobeir_ext.data import BenchmarkSource, Qrels, SubsetData, TextCollection, load_languages
 from nanobeir_ext.languages import Cell
 from nanobeir_ext.evaluation.metrics import evaluate_run
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
@@ -144,24 +144,24 @@ class BenchmarkData:
     queries: dict[tuple[str, str], TextCollection]
     # (subset, doc_lang, query_lang) -> judgments of the queries that have a relevant document
     # in that document language (the loader's cross-lingual view), computed once per cell.
-    cell_qrels: dict[tuple[str, str, str], dict[str, dict[str, int]]]
+    cell_qrels: dict[tuple[str, str, str], Qrels]
 
     def collection(self, subset: str, language: str, role: Role) -> TextCollection:
         return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
 
 
 def load_data(plan: EvaluationPlan) -> BenchmarkData:
-    """Everything the plan reads from the benchmark, subset by subset (so the loader's cache of
-    raw tables serves every language and cell of a subset before moving on)."""
+    """Everything the plan reads from the benchmark: each corpus and query set is validated once,
+    and each cell's judgments are derived from what is loaded."""
     languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
     subsets, queries, cell_qrels = {}, {}, {}
     for subset in tqdm(plan.subsets, desc="load benchmark", unit="subset", disable=not plan.progress):
+        loaded = load_languages(plan.source, subset, languages)
         for lang in languages:
-            subsets[(subset, lang)] = load_subset(plan.source, subset, lang)
-            queries[(subset, lang)] = load_queries(plan.source, subset, lang)
+            subsets[(subset, lang)] = loaded.cell(lang)
+            queries[(subset, lang)] = loaded.languages[lang].queries
         for cell in plan.cells:
-            cross = load_subset(plan.source, subset, cell.doc_lang, query_language=cell.query_lang)
-            cell_qrels[(subset, cell.doc_lang, cell.query_lang)] = cross.qrels
+            cell_qrels[(subset, cell.doc_lang, cell.query_lang)] = loaded.cell_qrels(cell.doc_lang, cell.query_lang)
     return BenchmarkData(subsets=subsets, queries=queries, cell_qrels=cell_qrels)
 
 

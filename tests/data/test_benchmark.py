@@ -12,19 +12,21 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import nanobeir_ext.data.benchmark as data_module
-from nanobeir_ext.data.benchmark import (
-    NANO_TASKS,
+import yaml
+
+from nanobeir_ext.data import (
     BenchmarkError,
     BenchmarkSource,
     SubsetData,
     TextCollection,
     dataset_revision,
-    known_subsets,
     load_subset,
 )
-from nanobeir_ext.languages import KNOWN_LANGUAGES
+from nanobeir_ext.data.files import read_split
 from tests.helpers import REPO_DIR
+
+# The dataset's identity lives in its config only.
+HUB_CONFIG = yaml.safe_load((REPO_DIR / "configs" / "benchmark" / "nanobeir_extended.yaml").read_text(encoding="utf-8"))
 
 Rows = list[dict[str, Any]]
 
@@ -122,7 +124,7 @@ def test_missing_score_column_means_relevance_one(toy):
 
 def test_cross_lingual_cell_filters_queries_against_the_document_language(toy):
     cell = load_subset(toy, "NanoToy", "ko", query_language="en")
-    assert (cell.language, cell.query_language, cell.doc_language) == ("ko", "en", "ko")
+    assert (cell.language, cell.query_language) == ("ko", "en")
     assert cell.corpus.ids == ("d1", "d3", "d4")  # Korean corpus
     assert cell.queries.texts[0] == "Which fruit grows on trees?"  # English queries
     # q4 is answerable in this cell (d3 has a Korean text) although not in the English diagonal.
@@ -142,7 +144,8 @@ def test_identity_names_origin_choices_and_counts(toy):
 
 def test_identity_of_a_hub_subset_names_repo_and_revision():
     data = SubsetData(subset="NanoNQ", language="de", corpus=TextCollection((), (), 0), queries=TextCollection((), (), 0),
-                      qrels={}, queries_without_relevant=0, source=BenchmarkSource(), revision="abc")
+                      qrels={}, queries_without_relevant=0,
+                      source=BenchmarkSource(repo_id="LiquidAI/nanobeir-multilingual-extended"), revision="abc")
     identity = data.identity()
     assert identity["repo_id"] == "LiquidAI/nanobeir-multilingual-extended" and "path" not in identity
     assert identity["revision"] == "abc" and identity["query_language"] == "de"
@@ -173,7 +176,7 @@ def _break(tables: dict[str, dict[str, Rows]], how: str) -> None:
 
 
 @pytest.mark.parametrize(("how", "expected"), [
-    ("missing column", r"NanoToy \(documents en, queries en\): \S*NanoToy_en/corpus-\S*\.jsonl \(config NanoToy_en, split corpus .* lacks columns \['text'\]"),
+    ("missing column", r"NanoToy \(documents en\): \S*NanoToy_en/corpus-\S*\.jsonl \(config NanoToy_en, split corpus .* lacks columns \['text'\]"),
     ("duplicate ids", r"2 duplicate ids in \S*NanoToy_en/corpus-\S* \(config NanoToy_en, split corpus .*\['d2', 'd4'\]"),
     ("integer ids", r"column '_id' of \S*NanoToy_en/queries-\S* \(config NanoToy_en, split queries .* must hold strings; 6 of 6 values .*types \['int'\]"),
     ("unknown query ids", r"NanoToy_en_qrels, split qrels .* names 2 unknown query ids \(first: \['q9', 'q8'\]"),
@@ -213,20 +216,21 @@ def test_unknown_choices_list_what_a_local_snapshot_offers(toy, tmp_path):
         load_subset(partial, "NanoToy", "de")
 
 
-def test_unknown_choices_for_the_hub_list_the_tasks_and_languages():
-    hub = BenchmarkSource(repo_id="nanobeir-ext-test/never-contacted")
+def test_unknown_choices_for_the_hub_list_the_configured_subsets_and_languages():
+    subsets = tuple(HUB_CONFIG["available_subsets"])
+    assert len(subsets) == 13
+    hub = BenchmarkSource(repo_id="nanobeir-ext-test/never-contacted", subsets=subsets)
     with pytest.raises(BenchmarkError, match=r"unknown subset 'SciFact' .* valid subsets: \['NanoArguAna', .*'NanoTouche2020'\]"):
         load_subset(hub, "SciFact", "en")
     with pytest.raises(BenchmarkError, match=r"unknown language \['zh'\] .*\['ar', 'de', 'en', 'es', 'fr', 'it', 'ja', 'ko', 'pt', 'no', 'sv'\]"):
         load_subset(hub, "NanoSciFact", "zh")
-    assert known_subsets() == NANO_TASKS and len(NANO_TASKS) == 13 and len(KNOWN_LANGUAGES) == 11
+    with pytest.raises(BenchmarkError, match=r"valid subsets: \[\] \(a hub source lists the subsets it offers"):
+        load_subset(BenchmarkSource(repo_id="nanobeir-ext-test/never-contacted"), "NanoSciFact", "en")
 
 
 def test_unknown_layout_lists_the_valid_layouts(toy):
     with pytest.raises(BenchmarkError, match=r"unknown benchmark layout 'mteb'; valid layouts: \['beir', 'nanobeir-extended'\]"):
         load_subset(BenchmarkSource(layout="mteb", path=toy.path), "NanoToy", "en")
-    with pytest.raises(BenchmarkError, match="valid layouts"):
-        known_subsets("mteb")
 
 
 def test_a_folder_that_is_not_a_snapshot_is_rejected(tmp_path):
@@ -258,7 +262,7 @@ def test_fast_path_reads_local_files_without_datasets_and_agrees_with_it(tmp_pat
 
     monkeypatch.setattr(datasets, "load_dataset", forbidden)
     for (config, split), columns in reference.items():
-        table = data_module.read_split(source, config, split)
+        table = read_split(source, config, split)
         assert {name: list(values) for name, values in table.columns.items()} == columns
     assert _without_source(load_subset(source, "NanoToy", "ko", "en")).corpus.ids == ("d1", "d3", "d4")
 
@@ -293,10 +297,10 @@ HUB_PROBE = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from nanobeir_ext.data.benchmark import BenchmarkSource, BenchmarkUnavailableError, dataset_revision, load_subset
+    from nanobeir_ext.data import BenchmarkSource, BenchmarkUnavailableError, dataset_revision, load_subset
 
     out = {}
-    fake = BenchmarkSource(repo_id="nanobeir-ext-test/not-a-dataset")
+    fake = BenchmarkSource(repo_id="nanobeir-ext-test/not-a-dataset", revision=sys.argv[1], subsets=("NanoSciFact",))
     try:
         load_subset(fake, "NanoSciFact", "en")
     except BenchmarkUnavailableError as err:
@@ -323,7 +327,7 @@ def test_hub_source_offline_fails_with_instructions_and_resolves_revisions_from_
     (cached / "snapshots" / commit / "README.md").write_text("---\n---\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "home"), "HF_HUB_CACHE": str(tmp_path / "hub"),
            "HF_DATASETS_CACHE": str(tmp_path / "datasets"), "PYTHONPATH": str(REPO_DIR)}
-    done = subprocess.run([sys.executable, "-c", HUB_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", HUB_PROBE, HUB_CONFIG["revision"]], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     message = out["load_error"]
@@ -337,7 +341,8 @@ def test_hub_source_offline_fails_with_instructions_and_resolves_revisions_from_
 
 
 def test_pinned_and_local_revisions_need_no_hub():
-    assert dataset_revision(BenchmarkSource()) == "8a4be55eb80b3ed4d2e9a423a5212228c217d426"
+    pinned = BenchmarkSource(repo_id=HUB_CONFIG["repo_id"], revision=HUB_CONFIG["revision"])
+    assert dataset_revision(pinned) == "8a4be55eb80b3ed4d2e9a423a5212228c217d426"
     assert dataset_revision(BenchmarkSource(path="/somewhere")) is None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nanobeir_ext.data.benchmark import BenchmarkSource, load_subset
+from nanobeir_ext.data import BenchmarkSource, load_subset
 from nanobeir_ext.data.fixture import BENCHMARK_DIR, fixture_subsets, load_source
 from nanobeir_ext.languages import MATRIX_LANGUAGES
 from tests.helpers import REPO_DIR

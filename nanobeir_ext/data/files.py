@@ -1,0 +1,115 @@
+"""Reading one split into a ``RawTable``: JSON lines or parquet straight from a local snapshot's
+data files (far faster than ``datasets.load_dataset`` per config), BEIR's files, and everything
+else (hub repos, other formats) through ``datasets``. Tables are cached per process."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from nanobeir_ext.data.hub import hub_unavailable
+from nanobeir_ext.data.records import BenchmarkError, BenchmarkSource, RawTable
+from nanobeir_ext.data.snapshot import snapshot_data_files, snapshot_stamp
+
+
+def read_split(source: BenchmarkSource, config: str, split: str) -> RawTable:
+    """One split of one config, cached per process (sources are immutable; local
+    snapshots are keyed on their README's mtime and size too, so a rewrite is seen)."""
+    stamp = snapshot_stamp(Path(source.path)) if source.path is not None else None
+    return _read_split_cached(source, config, split, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_split_cached(source: BenchmarkSource, config: str, split: str, stamp: tuple[int, int] | None) -> RawTable:
+    origin = f"config {config}, split {split} of {source.describe()}"
+    if source.path is not None:
+        files = snapshot_data_files(Path(source.path)).get(config, {}).get(split)
+        if files:  # name the data files themselves, so an error points at what to fix
+            origin = f"{', '.join(str(f) for f in files)} ({origin})"
+        columns = _read_files_fast(files) if files else None
+        if columns is not None:
+            return RawTable(origin, columns)
+    return RawTable(origin, _load_with_datasets(source, config, split))
+
+
+def jsonl_table(path: Path) -> RawTable:
+    if not path.is_file():
+        raise BenchmarkError(f"missing file {path}")
+    return RawTable(f"file {path}", {name: tuple(values) for name, values in _read_jsonl(path).items()})
+
+
+def tsv_table(path: Path) -> RawTable:
+    """A qrels TSV with a header row; scores parsed as integers where they are integers."""
+    if not path.is_file():
+        raise BenchmarkError(f"missing file {path}")
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    header, body = (rows[0], rows[1:]) if rows else ([], [])
+    columns: dict[str, tuple[Any, ...]] = {name: tuple(row[i] if i < len(row) else None for row in body) for i, name in enumerate(header)}
+    if "score" in columns:
+        columns["score"] = tuple(int(v) if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()) else v for v in columns["score"])
+    return RawTable(f"file {path}", columns)
+
+
+def _read_files_fast(files: Sequence[Path]) -> dict[str, tuple[Any, ...]] | None:
+    """Columns of JSON-lines or parquet data files, or None for formats left to ``datasets``."""
+    if not all(f.suffix in (".jsonl", ".parquet") for f in files):
+        return None
+    columns: dict[str, list[Any]] = {}
+    n_rows = 0
+    for path in files:
+        part = _read_parquet(path) if path.suffix == ".parquet" else _read_jsonl(path)
+        rows = len(next(iter(part.values()), []))
+        for name in dict.fromkeys([*columns, *part]):
+            # A column missing from some file reads as None there, as ``datasets`` would.
+            columns.setdefault(name, [None] * n_rows).extend(part.get(name, [None] * rows))
+        n_rows += rows
+    return {name: tuple(values) for name, values in columns.items()}
+
+
+def _read_parquet(path: Path) -> dict[str, list[Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pydict()
+
+
+def _read_jsonl(path: Path) -> dict[str, list[Any]]:
+    # The json module keeps every value's type exactly (no inference): an int id stays an int
+    # and is then reported, a "007" id stays a string. Split on "\n" only: str.splitlines would
+    # also split on U+2028 and friends, which JSON leaves unescaped inside strings.
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    names = list(dict.fromkeys(name for record in records for name in record))
+    return {name: [record.get(name) for record in records] for name in names}
+
+
+@contextlib.contextmanager
+def _quiet_progress(enabled: bool) -> Iterator[None]:
+    """Silence ``datasets``' per-file progress bars (restoring the caller's setting)."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    if enabled and not was_disabled:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if enabled and not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _load_with_datasets(source: BenchmarkSource, config: str, split: str) -> dict[str, tuple[Any, ...]]:
+    import datasets
+
+    if source.path is not None:
+        with _quiet_progress(True):
+            table = datasets.load_dataset(source.path, name=config, split=split, cache_dir=source.cache_dir)
+        return {name: tuple(values) for name, values in table.to_dict().items()}
+    try:
+        table = datasets.load_dataset(source.repo_id, name=config, split=split, revision=source.revision, cache_dir=source.cache_dir)
+    except ConnectionError as err:  # datasets and huggingface_hub both raise subclasses of it offline
+        raise hub_unavailable(source, err) from err
+    return {name: tuple(values) for name, values in table.to_dict().items()}
