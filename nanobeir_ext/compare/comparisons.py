@@ -395,26 +395,12 @@ class PublishedComparison:
         return {"reproduced": EXIT_PASS, "not reproduced": EXIT_REGRESSION, "nothing to compare": EXIT_MISMATCH}[self.verdict]
 
 
-def weights_by_model(environment: Mapping[str, Any]) -> dict[str, str]:
-    """Model label -> "real" / "random-init" from environment.json's ``models`` (a list of
-    records with ``name`` and ``weights``, or a mapping from label to such a record)."""
-    models = environment.get("models")
-    if isinstance(models, Mapping):
-        records = [(info.get("name", key) if isinstance(info, Mapping) else key, info) for key, info in models.items()]
-    elif isinstance(models, list):
-        records = [(info.get("name") or info.get("model"), info) for info in models if isinstance(info, Mapping)]
-    else:
-        return {}
-    return {str(name): str(info["weights"]) for name, info in records
-            if name and isinstance(info, Mapping) and info.get("weights")}
-
-
 def run_weights(run: RunFolder) -> dict[str, str]:
-    """Weights per model from environment.json, falling back to latency.csv's ``weights`` column."""
+    """Weights ("real" / "random-init") per model: environment.json's labels, else latency.csv's column."""
     weights = {}
     if run.latency is not None:
         weights.update({str(m): str(w) for m, w in zip(run.latency["model"], run.latency["weights"]) if w})
-    weights.update(weights_by_model(run.environment))
+    weights.update({label.name: label.weights for label in run.labels})
     return weights
 
 
