@@ -110,8 +110,10 @@ class RunComparison:
     baseline_name: str
     settings: CompareSettings
     coverage_problems: tuple[str, ...]
-    cells: pd.DataFrame  # CELL_KEYS + metric, run, baseline, delta, p_value, p_adjusted, significant, drop_beyond, regressed
-    subsets: pd.DataFrame  # RESULT_KEYS + run, baseline, delta (per-subset rows, every metric)
+    # CELL_KEYS + metric, run, baseline, delta, p_value, p_adjusted, significant, drop_beyond,
+    # gate_regressed (rule 1), drifted (rule 4), regressed (either)
+    cells: pd.DataFrame
+    subsets: pd.DataFrame  # RESULT_KEYS + run, baseline, delta, drifted (per-subset rows, every metric)
     means: pd.DataFrame  # model, benchmark, metric, scope, n_cells, run, baseline, delta, regressed
     languages: pd.DataFrame  # model, benchmark, axis, lang, n_queries, run, baseline, delta, p_value, p_adjusted, significant
     latency: pd.DataFrame | None  # LATENCY_KEYS + latency_metric, run, baseline, increase_rel, regressed
@@ -122,13 +124,23 @@ class RunComparison:
         return self.cells[self.cells["regressed"]].sort_values("delta", kind="mergesort")
 
     @property
+    def counts(self) -> dict[str, int | None]:
+        """How many rows the rule failed, by reason: the one count every rendering shows."""
+        return {"regressed_cells": int(self.cells["regressed"].sum()),
+                "gate_regressed_cells": int(self.cells["gate_regressed"].sum()),
+                "drifted_cells": int(self.cells["drifted"].sum()),
+                "drifted_subsets": int(self.subsets["drifted"].sum()),
+                "gated_cells": int(self.cells["metric"].isin(self.settings.rule.gate_metrics).sum()),
+                "mean_regressions": int(self.means["regressed"].sum()),
+                "latency_regressions": None if self.latency is None else int(self.latency["regressed"].sum())}
+
+    @property
     def verdict(self) -> str:
         if self.coverage_problems:
             return "mismatch"
-        regressed = (self.cells["regressed"].any() or self.means["regressed"].any()
-                     or bool(self.subsets.get("drifted", pd.Series(dtype=bool)).any())
-                     or (self.latency is not None and bool(self.latency["regressed"].any())))
-        return "regression" if regressed else "pass"
+        counts = self.counts
+        failed = ("regressed_cells", "drifted_subsets", "mean_regressions", "latency_regressions")
+        return "regression" if any(counts[k] for k in failed) else "pass"
 
     @property
     def exit_code(self) -> int:
@@ -166,14 +178,14 @@ def compare_runs(run: RunFolder, baseline: RunFolder, settings: CompareSettings,
     cells["drop_beyond"] = cells["metric"].isin(rule.gate_metrics) & (cells["delta"] < -tol.cell_drop_abs)
     # No p-value (other metrics, or no per-query data on one side): the drop alone decides.
     confirmed = cells["significant"] | cells["p_adjusted"].isna() if rule.require_significance else True
-    cells["regressed"] = cells["drop_beyond"] & confirmed
-    if tol.any_change_abs is not None:
-        cells["drifted"] = cells["delta"].abs() > tol.any_change_abs
-        subsets["drifted"] = subsets["delta"].abs() > tol.any_change_abs
-        cells["regressed"] = cells["regressed"] | cells["drifted"]
-        drifted_subsets = int(subsets["drifted"].sum())
-        if drifted_subsets:
-            notes.append(f"drift gate: {drifted_subsets} per-subset values moved by more than {tol.any_change_abs:g}")
+    # The rule's outcome, decided here once; every rendering only counts these columns.
+    cells["gate_regressed"] = cells["drop_beyond"] & confirmed
+    cells["drifted"] = _drifted(cells, tol.any_change_abs)
+    subsets["drifted"] = _drifted(subsets, tol.any_change_abs)
+    cells["regressed"] = cells["gate_regressed"] | cells["drifted"]
+    if subsets["drifted"].any():
+        notes.append(f"drift gate: {int(subsets['drifted'].sum())} per-subset values moved by more than "
+                     f"{tol.any_change_abs:g}")
     means = _means(cells, gate_metrics=rule.gate_metrics, mean_drop_abs=tol.mean_drop_abs)
     latency, latency_note = _latency(run, baseline, rule.latency_metrics, tol.latency_increase_rel)
     if latency_note:
@@ -181,6 +193,13 @@ def compare_runs(run: RunFolder, baseline: RunFolder, settings: CompareSettings,
     return RunComparison(run_name=run.name, baseline_name=baseline.name, settings=settings,
                          coverage_problems=tuple(problems), cells=cells, subsets=subsets, means=means,
                          languages=languages, latency=latency, notes=tuple(notes))
+
+
+def _drifted(frame: pd.DataFrame, any_change_abs: float | None) -> pd.Series:
+    """The drift gate: any move beyond ``any_change_abs``, either way (all False when the gate is off)."""
+    if any_change_abs is None:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    return frame["delta"].abs() > any_change_abs
 
 
 def coverage_problems(run: RunFolder, baseline: RunFolder, settings: CompareSettings) -> list[str]:

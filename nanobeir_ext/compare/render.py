@@ -72,25 +72,24 @@ def _matrix(cells: pd.DataFrame, render: Any, *, averages: pd.DataFrame | None =
 
 def run_comparison_markdown(comparison: RunComparison) -> str:
     c, s = comparison, comparison.settings
-    cells = c.cells
+    cells, counts = c.cells, c.counts
     gated = cells[cells["metric"].isin(s.rule.gate_metrics)]
     lines = [f"# Regression report: `{c.run_name}` vs baseline `{c.baseline_name}`", "",
              f"**Verdict: {_VERDICT_BADGE[c.verdict]}**", ""]
     mean_drops = c.means[c.means["regressed"]]
-    latency_regressed = c.latency[c.latency["regressed"]] if c.latency is not None else None
     tested = cells[cells["p_adjusted"].notna()]
-    drifted = cells[cells["drifted"]] if "drifted" in cells else cells.iloc[0:0]
-    drift_line = ([f"- Drift gate: **{len(drifted)}** cell values (any metric) moved by more than "
-                   f"{s.tolerances.any_change_abs:g}"] if s.tolerances.any_change_abs is not None else [])
-    confirmed = (gated["significant"] | gated["p_adjusted"].isna()) if s.rule.require_significance else True
-    lines += [f"- Regressed cells: **{int((gated['drop_beyond'] & confirmed).sum())}** of {len(gated)} "
+    drift = s.tolerances.any_change_abs
+    lines += [f"- Regressed cells: **{counts['regressed_cells']}** of {len(cells)} cell values: "
+              f"{counts['gate_regressed_cells']} of {counts['gated_cells']} by the cell rule "
               f"({', '.join(s.rule.gate_metrics)}; drop > {s.tolerances.cell_drop_abs:g}"
-              f"{' and significant' if s.rule.require_significance else ''})", *drift_line,
+              f"{' and significant' if s.rule.require_significance else ''})"
+              + (f"; {counts['drifted_cells']} by the drift gate (any metric moved by more than {drift:g}), "
+                 f"plus {counts['drifted_subsets']} per-subset values" if drift is not None else ""),
               f"- Mean drops beyond {s.tolerances.mean_drop_abs:g}: " + (
                   ", ".join(f"{r.model} {r.metric} {_signed(r.delta, 4)}" for r in mean_drops.itertuples())
                   if len(mean_drops) else "none"),
               "- Latency: " + ("not compared" if c.latency is None else
-                               f"{len(latency_regressed)} of {len(c.latency)} rows slower than "
+                               f"{counts['latency_regressions']} of {len(c.latency)} rows slower than "
                                f"+{100 * s.tolerances.latency_increase_rel:g}%"),
               f"- Significant {s.significance.metric} changes (adjusted p < {s.significance.alpha:g}, either "
               f"direction): {int(tested['significant'].sum())} of {len(tested)} tested cells"]
@@ -198,11 +197,7 @@ def run_comparison_json(comparison: RunComparison) -> dict[str, Any]:
     c, s = comparison, comparison.settings
     return {"kind": "run-vs-baseline", "run": c.run_name, "baseline": c.baseline_name, "verdict": c.verdict,
             "exit_code": c.exit_code, "coverage_problems": list(c.coverage_problems), "notes": list(c.notes),
-            "summary": {"regressed_cells": int(c.cells["regressed"].sum()),
-                        "gated_cells": int(c.cells["metric"].isin(s.rule.gate_metrics).sum()),
-                        "mean_regressions": int(c.means["regressed"].sum()),
-                        "latency_regressions": None if c.latency is None else int(c.latency["regressed"].sum()),
-                        "worst_cells": _records(c.regressed_cells.head(_WORST))},
+            "summary": {**c.counts, "worst_cells": _records(c.regressed_cells.head(_WORST))},
             "settings": {"tolerances": vars(s.tolerances), "significance": vars(s.significance),
                          "rule": {**vars(s.rule), "text": s.describe_rule()}},
             "means": _records(c.means), "cells": _records(c.cells), "languages": _records(c.languages),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +224,7 @@ def test_run_report_summary_first_and_footer_names_the_test(tmp_path: Path) -> N
     lines = md.splitlines()
     assert lines[0] == "# Regression report: `run` vs baseline `base`"
     assert lines[2] == "**Verdict: ❌ REGRESSION**"
-    assert "Regressed cells: **1** of 9" in md
+    assert "Regressed cells: **1** of 18 cell values: 1 of 9 by the cell rule" in md
     assert md.index("## Worst cells") < md.index("## Means over cells") < md.index("\n---\n")
     footer = md[md.index("\n---\n"):]
     for needle in ("paired randomization", "2000 resamples", "seed 0", "Holm-Bonferroni", "α = 0.05",
@@ -397,6 +398,22 @@ def test_drift_gate_fails_any_small_change_either_way(tmp_path: Path) -> None:
     assert "drift gate" in strict.describe_rule()
     same = compare_runs(read_folder(make_run(tmp_path / "same", base_q.copy())), base, strict, progress=False)
     assert same.verdict == "pass"
+
+
+def test_drift_only_failure_counts_the_same_in_markdown_and_json(tmp_path: Path) -> None:
+    base_q = make_per_query()
+    # Up by 0.001 in one cell: no cell rule fires, only the drift gate (the CI gate's case).
+    run = read_folder(make_run(tmp_path / "run", plant(base_q, "de", "fr", +0.001, metric="mrr@10")))
+    strict = CompareSettings(tolerances=Tolerances(any_change_abs=1e-6), significance=FAST.significance)
+    comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", base_q)), strict, progress=False)
+    assert comparison.verdict == "regression" and not comparison.cells["gate_regressed"].any()
+    summary = run_comparison_json(comparison)["summary"]
+    md = run_comparison_markdown(comparison)
+    shown = int(re.search(r"Regressed cells: \*\*(\d+)\*\*", md).group(1))
+    assert shown == summary["regressed_cells"] == summary["drifted_cells"] == 1
+    assert summary["gate_regressed_cells"] == 0 and summary["drifted_subsets"] == 2
+    assert "0 of 9 by the cell rule" in md and "1 by the drift gate" in md and "plus 2 per-subset values" in md
+    assert "No regressed cells" not in md and "| de | fr |" in md  # the drifted cell is listed among the worst
 
 
 def test_tested_deltas_match_the_reported_mean_over_subsets(tmp_path: Path) -> None:
