@@ -13,18 +13,17 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from nanobeir_ext.compare.reference import load_reference
+from nanobeir_ext.compare.regression import compare_runs
+from nanobeir_ext.compare.render import REPORT_MD, write_comparison
+from nanobeir_ext.compare.reproduction import PUBLISHED, compare_to_published
+from nanobeir_ext.compare.settings import CompareSettings, RegressionRule, SignificanceSettings, Tolerances
+from nanobeir_ext.outputs import rundir
 from nanobeir_ext.outputs.baseline import write_baseline
 from nanobeir_ext.outputs.folders import read_folder
-from nanobeir_ext.compare.comparisons import (CompareSettings, RegressionRule, SignificanceSettings, Tolerances, compare_runs,
-                                  compare_to_published)
-from nanobeir_ext.compare.render import (published_comparison_json, published_comparison_markdown,
-                                         published_comparison_tables, run_comparison_json, run_comparison_markdown,
-                                         run_comparison_tables, write_comparison)
-from nanobeir_ext.compare.reference import load_reference
 from runners.common import REPO_DIR, exit_with, logged, plain
 
-log = logging.getLogger("nanobeir_ext.compare.comparisons")
-PUBLISHED = "published"
+log = logging.getLogger("nanobeir_ext.compare")
 
 
 def settings_from_config(cfg: DictConfig) -> CompareSettings:
@@ -62,20 +61,19 @@ def run(cfg: DictConfig) -> int:
                                    else REPO_DIR / "reports" / "reference")
         comparison = compare_to_published(subject, reference, dict(cfg.reference_models),
                                           tolerance=settings.tolerances.published_abs)
-        baseline_name, baseline_id = PUBLISHED, PUBLISHED
-        markdown, payload = published_comparison_markdown(comparison), published_comparison_json(comparison)
-        tables = published_comparison_tables(comparison)
+        baseline_id = PUBLISHED
     else:
         other = read_folder(Path(str(cfg.baseline)))
         comparison = compare_runs(subject, other, settings, progress=bool(cfg.get("progress", True)))
-        baseline_name, baseline_id = other.name, str(other.path.resolve())
-        markdown, payload = run_comparison_markdown(comparison), run_comparison_json(comparison)
-        tables = run_comparison_tables(comparison)
-    out = Path(str(cfg.out)) if cfg.get("out") else run_dir / f"compare-{baseline_name}"
-    write_comparison(out, markdown=markdown, payload=payload, tables=tables,
-                     identity=_identity(cfg, run_dir, baseline_id), overwrite=bool(cfg.get("overwrite", False)))
-    log.info("%s vs %s: %s (exit %d); report in %s", subject.name, baseline_name, comparison.verdict,
-             comparison.exit_code, out / "report.md")
+        baseline_id = str(other.path.resolve())
+    out = Path(str(cfg.out)) if cfg.get("out") else run_dir / f"compare-{comparison.baseline_name}"
+    identity = _identity(cfg, run_dir, baseline_id)
+    # A folder holding a different comparison is refused unless overwrite; the same one is rewritten.
+    rundir.claim(out, identity, kind="comparison", overwrite=bool(cfg.get("overwrite", False)))
+    write_comparison(out, comparison, identity)
+    rundir.mark_complete(out)
+    log.info("%s vs %s: %s (exit %d); report in %s", subject.name, comparison.baseline_name, comparison.verdict,
+             comparison.exit_code, out / REPORT_MD)
     return comparison.exit_code
 
 

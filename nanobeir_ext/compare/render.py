@@ -1,23 +1,27 @@
-"""Markdown (CI-comment friendly) and JSON renderings of comparisons, and writing them safely.
+"""The three renderings every comparison has (ranx's Report shape): ``to_markdown`` (CI-comment
+friendly), ``to_dict`` (report.json) and ``to_tables`` (CSV files), and ``write_comparison``.
 
-Summary first (verdict, counts, the worst cells), then tables in the model card's
+Markdown puts the summary first (verdict, counts, the worst cells), then tables in the model card's
 orientation (rows = document language, columns = query language), then a footer naming the
 test, resamples, seed, correction and thresholds.
 """
 from __future__ import annotations
 
 import math
+from functools import singledispatch
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import pandas as pd
 
-from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_text
-from nanobeir_ext.compare.comparisons import ModelReproduction, PublishedComparison, RunComparison
-from nanobeir_ext.languages import ordered
+from nanobeir_ext.compare.regression import RunComparison
+from nanobeir_ext.compare.reproduction import ModelReproduction, PublishedComparison
 from nanobeir_ext.compare.significance import correction_name
+from nanobeir_ext.languages import ordered
 from nanobeir_ext.reporting.tables import markdown_table
+
+Comparison = Union[RunComparison, PublishedComparison]
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -67,10 +71,29 @@ def _matrix(cells: pd.DataFrame, render: Any, *, averages: pd.DataFrame | None =
     return _text_table(table, "Doc \\ Query")
 
 
+@singledispatch
+def to_markdown(comparison: Comparison) -> str:
+    """report.md: verdict and counts first, then tables, then a footer naming the test and thresholds."""
+    raise TypeError(f"no markdown rendering for {type(comparison).__name__}")
+
+
+@singledispatch
+def to_dict(comparison: Comparison) -> dict[str, Any]:
+    """report.json's body: JSON-able, every table as records (NaN as null)."""
+    raise TypeError(f"no JSON rendering for {type(comparison).__name__}")
+
+
+@singledispatch
+def to_tables(comparison: Comparison) -> dict[str, pd.DataFrame]:
+    """CSV file name -> table."""
+    raise TypeError(f"no table rendering for {type(comparison).__name__}")
+
+
 # ----------------------------------------------------------------------------- run vs run
 
 
-def run_comparison_markdown(comparison: RunComparison) -> str:
+@to_markdown.register
+def _run_markdown(comparison: RunComparison) -> str:
     c, s = comparison, comparison.settings
     cells, counts = c.cells, c.counts
     gated = cells[cells["metric"].isin(s.rule.gate_metrics)]
@@ -193,7 +216,8 @@ def _run_footer(comparison: RunComparison) -> str:
             f"Deltas are run − baseline; a cell is the unweighted mean over subsets.")
 
 
-def run_comparison_json(comparison: RunComparison) -> dict[str, Any]:
+@to_dict.register
+def _run_dict(comparison: RunComparison) -> dict[str, Any]:
     c, s = comparison, comparison.settings
     return {"kind": "run-vs-baseline", "run": c.run_name, "baseline": c.baseline_name, "verdict": c.verdict,
             "exit_code": c.exit_code, "coverage_problems": list(c.coverage_problems), "notes": list(c.notes),
@@ -205,7 +229,8 @@ def run_comparison_json(comparison: RunComparison) -> dict[str, Any]:
             "files": {"subset_deltas": "deltas_subsets.csv", "cell_deltas": "deltas_cells.csv"}}
 
 
-def run_comparison_tables(comparison: RunComparison) -> dict[str, pd.DataFrame]:
+@to_tables.register
+def _run_tables(comparison: RunComparison) -> dict[str, pd.DataFrame]:
     return {"deltas_cells.csv": comparison.cells, "deltas_subsets.csv": comparison.subsets,
             "significance_languages.csv": comparison.languages}
 
@@ -213,7 +238,8 @@ def run_comparison_tables(comparison: RunComparison) -> dict[str, pd.DataFrame]:
 # ----------------------------------------------------------------------------- run vs published
 
 
-def published_comparison_markdown(comparison: PublishedComparison) -> str:
+@to_markdown.register
+def _published_markdown(comparison: PublishedComparison) -> str:
     c = comparison
     tol = c.tolerance
     lines = [f"# Reproduction report: `{c.run_name}` vs published numbers", "",
@@ -311,7 +337,8 @@ def _published_footer(c: PublishedComparison) -> str:
             f"query languages (the card's \"Doc / Query\"). **Sources:** {sources}")
 
 
-def published_comparison_json(comparison: PublishedComparison) -> dict[str, Any]:
+@to_dict.register
+def _published_dict(comparison: PublishedComparison) -> dict[str, Any]:
     c = comparison
     return {"kind": "run-vs-published", "run": c.run_name, "verdict": c.verdict, "exit_code": c.exit_code,
             "metric": c.metric, "tolerance": c.tolerance, "sources": list(c.sources),
@@ -326,7 +353,8 @@ def published_comparison_json(comparison: PublishedComparison) -> dict[str, Any]
             "printed_averages": _records(c.printed_averages)}
 
 
-def published_comparison_tables(comparison: PublishedComparison) -> dict[str, pd.DataFrame]:
+@to_tables.register
+def _published_tables(comparison: PublishedComparison) -> dict[str, pd.DataFrame]:
     frames = [m.cells.assign(run_model=m.run_model, reference_model=m.reference_model, weights=m.weights)
               for m in comparison.models]
     cells = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -336,21 +364,17 @@ def published_comparison_tables(comparison: PublishedComparison) -> dict[str, pd
 # ----------------------------------------------------------------------------- writing
 
 
-def write_comparison(out_dir: Path, *, markdown: str, payload: Mapping[str, Any], tables: Mapping[str, pd.DataFrame],
-                     identity: Mapping[str, Any], overwrite: bool = False) -> Path:
-    """Write report.md, report.json and the CSV tables, each atomically.
+def write_comparison(out_dir: Path, comparison: Comparison, identity: Mapping[str, Any]) -> Path:
+    """Write report.md, report.json (with ``identity`` on top) and the CSV tables, each atomically.
 
-    The folder is claimed with ``identity`` (run, baseline, settings) first: a folder holding
-    a different comparison, or outputs of an unknown one, is refused unless ``overwrite``;
-    rewriting the same comparison is always allowed.
+    Claiming the folder first (a different comparison is never overwritten silently) is the
+    caller's job: ``nanobeir_ext.outputs.rundir.claim``.
     """
     out_dir = Path(out_dir)
-    rundir.claim(out_dir, identity, kind="comparison", overwrite=overwrite)
-    for name, frame in tables.items():
+    for name, frame in to_tables(comparison).items():
         write_csv(out_dir / name, frame)
-    write_json(out_dir / REPORT_JSON, {"identity": dict(identity), **payload})
-    write_text(out_dir / REPORT_MD, markdown)
-    rundir.mark_complete(out_dir)
+    write_json(out_dir / REPORT_JSON, {"identity": dict(identity), **to_dict(comparison)})
+    write_text(out_dir / REPORT_MD, to_markdown(comparison))
     return out_dir
 
 

@@ -12,10 +12,11 @@ import pytest
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet
 from nanobeir_ext.outputs.baseline import write_baseline
 from nanobeir_ext.outputs.folders import RunFolder, read_folder
-from nanobeir_ext.compare.comparisons import (EXIT_MISMATCH, EXIT_PASS, EXIT_REGRESSION, CompareSettings, RegressionRule,
-                                  SignificanceSettings, Tolerances, compare_runs, compare_to_published)
-from nanobeir_ext.compare.render import (published_comparison_json, published_comparison_markdown,
-                                         run_comparison_json, run_comparison_markdown)
+from nanobeir_ext.compare.regression import compare_runs
+from nanobeir_ext.compare.render import to_dict, to_markdown, to_tables
+from nanobeir_ext.compare.reproduction import compare_to_published
+from nanobeir_ext.compare.settings import (EXIT_MISMATCH, EXIT_PASS, EXIT_REGRESSION, CompareSettings, RegressionRule,
+                                           SignificanceSettings, Tolerances)
 from nanobeir_ext.compare.reference import load_reference
 from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, results_from_per_query
 from nanobeir_ext.protocol import ModelLabel
@@ -220,7 +221,7 @@ def test_run_report_summary_first_and_footer_names_the_test(tmp_path: Path) -> N
     base_q = make_per_query()
     run = read_folder(make_run(tmp_path / "run", plant(base_q, "fr", "de", -0.2)))
     comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", base_q)), FAST, progress=False)
-    md = run_comparison_markdown(comparison)
+    md = to_markdown(comparison)
     lines = md.splitlines()
     assert lines[0] == "# Regression report: `run` vs baseline `base`"
     assert lines[2] == "**Verdict: ❌ REGRESSION**"
@@ -231,11 +232,14 @@ def test_run_report_summary_first_and_footer_names_the_test(tmp_path: Path) -> N
                    "cell drop 0.02", "mean drop 0.01", "latency increase 10%", "A regression is"):
         assert needle in footer, needle
     assert "-0.200 ▼*" in md
-    payload = run_comparison_json(comparison)
+    payload = to_dict(comparison)
     json.dumps(payload)  # JSON-able
     assert payload["verdict"] == "regression" and payload["exit_code"] == 1
     assert payload["summary"]["regressed_cells"] == 1
     assert payload["summary"]["worst_cells"][0]["doc_lang"] == "fr"
+    tables = to_tables(comparison)
+    assert set(tables) == {"deltas_cells.csv", "deltas_subsets.csv", "significance_languages.csv"}
+    assert tables["deltas_cells.csv"]["regressed"].sum() == payload["summary"]["regressed_cells"]
 
 
 def test_settings_reject_unknown_choices() -> None:
@@ -362,22 +366,23 @@ def test_random_init_and_unmapped_models_are_labelled(reference) -> None:
     comparison = compare_to_published(run, reference, {"fixture-LFM2-tiny": "LFM2-ColBERT-350M"}, tolerance=0.01)
     assert comparison.without_reference == ("extra-model",)
     assert comparison.models[0].weights == "random-init"
-    md = published_comparison_markdown(comparison)
+    md = to_markdown(comparison)
     assert "fixture-LFM2-tiny: RANDOM-INIT WEIGHTS" in md
     assert "## fixture-LFM2-tiny [RANDOM-INIT] vs published LFM2-ColBERT-350M" in md
     assert "no published reference (not compared): extra-model" in md
     # The GTE averages check is always reported, with the recomputed values.
     assert "row AVG FR | 33.35% | 33.54%" in md and "column AVG PT | 34.24% | 34.52%" in md
-    payload = published_comparison_json(comparison)
+    payload = to_dict(comparison)
     json.dumps(payload)
     assert payload["models"][0]["weights"] == "random-init"
+    assert set(to_tables(comparison)) == {"deltas_cells.csv", "printed_averages_check.csv"}
     with pytest.raises(ValueError, match="no published table"):
         compare_to_published(run, reference, {"fixture-LFM2-tiny": "Unknown-Model"}, tolerance=0.01)
 
 
 def test_published_report_flags_printed_averages_in_the_published_matrix(reference) -> None:
     mapping = {"GTE-ModernColBERT-v1": "GTE-ModernColBERT-v1"}
-    md = published_comparison_markdown(
+    md = to_markdown(
         compare_to_published(published_as_run(reference, mapping), reference, mapping, tolerance=0.01))
     assert "33.54% ⚠ printed 33.35%" in md and "34.52% ⚠ printed 34.24%" in md
     assert md.count("⚠ printed") == 3
@@ -407,8 +412,8 @@ def test_drift_only_failure_counts_the_same_in_markdown_and_json(tmp_path: Path)
     strict = CompareSettings(tolerances=Tolerances(any_change_abs=1e-6), significance=FAST.significance)
     comparison = compare_runs(run, read_folder(make_run(tmp_path / "base", base_q)), strict, progress=False)
     assert comparison.verdict == "regression" and not comparison.cells["gate_regressed"].any()
-    summary = run_comparison_json(comparison)["summary"]
-    md = run_comparison_markdown(comparison)
+    summary = to_dict(comparison)["summary"]
+    md = to_markdown(comparison)
     shown = int(re.search(r"Regressed cells: \*\*(\d+)\*\*", md).group(1))
     assert shown == summary["regressed_cells"] == summary["drifted_cells"] == 1
     assert summary["gate_regressed_cells"] == 0 and summary["drifted_subsets"] == 2
