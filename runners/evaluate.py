@@ -15,7 +15,8 @@ from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
 from nanobeir_ext.data import BenchmarkSource, dataset_revision
 from nanobeir_ext.outputs.environment import collect_environment
-from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, EvaluationPlan, ModelSpec, data_notes, parse_shard, run_evaluation
+from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, data_notes, run_evaluation
+from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, parse_shard
 from nanobeir_ext.data.fixture import BENCHMARK_DIR
 from nanobeir_ext.reporting.model_index import model_index_yaml
 from nanobeir_ext.languages import matrix_cells, validate_languages

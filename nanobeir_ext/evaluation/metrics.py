@@ -21,7 +21,7 @@ Binary measures count a document relevant when its label >= ``relevance_level``.
 Ties: trec_eval ignores the order and ranks of the run it is given and sorts
 each query's documents by score desc, then document id desc. The cut for
 ``mrr@k`` uses that same order, so ``mrr@k > 0`` exactly when
-``accuracy@k == 1``. :mod:`nanobeir_ext.retrieval` ranks ties the same way.
+``accuracy@k == 1``. :mod:`nanobeir_ext.retrieval.maxsim` ranks ties the same way.
 
 Queries: every query of the qrels gets a value for every metric; a query the
 run lacks (or retrieves nothing for) scores 0. Queries in the run but not in
@@ -38,7 +38,7 @@ from typing import Mapping, Sequence
 
 import pytrec_eval
 
-from nanobeir_ext.retrieval.maxsim import Run, ranked
+from nanobeir_ext.retrieval.trec import Run, ranked
 
 PRIMARY_METRIC = "ndcg@10"
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -104,6 +104,58 @@ def to_trec_eval(metric: str) -> str:
     return f"{measure.family}_{measure.cutoff}"
 
 
+def metric_cutoff(metric: str) -> int:
+    """The rank cutoff of a metric (``recall@100`` -> 100): a run must hold at least that many documents."""
+    return _parse(metric).cutoff
+
+
+class QrelsEvaluator:
+    """One set of judgments bound to pytrec_eval once, scoring any number of runs (the shape of
+    ir_measures' ``Evaluator``): one per matrix cell, shared by every model."""
+
+    def __init__(self, qrels: Mapping[str, Mapping[str, int]], metrics: Sequence[str] = DEFAULT_METRICS,
+                 *, relevance_level: int = 1) -> None:
+        if isinstance(metrics, str):
+            raise TypeError(f"metrics must be a sequence of metric names, got the string {metrics!r}")
+        self._measures = {metric: _parse(metric) for metric in metrics}
+        self._judged = {query_id: {doc_id: int(label) for doc_id, label in docs.items()} for query_id, docs in qrels.items()}
+        self._query_ids = sorted(self._judged)
+        # trec_eval parameterised measures, e.g. "P.1,3,5,10"; mrr is recip_rank on a run cut per cutoff.
+        cutoffs: dict[str, set[int]] = defaultdict(set)
+        for measure in self._measures.values():
+            if measure.family not in _UNCUT_FAMILIES:
+                cutoffs[measure.family].add(measure.cutoff)
+        requested = {f"{family}.{','.join(map(str, sorted(ks)))}" for family, ks in cutoffs.items()}
+        self._cut_evaluator = (pytrec_eval.RelevanceEvaluator(self._judged, requested, relevance_level=relevance_level)
+                               if requested else None)
+        self._mrr_metrics = [metric for metric, measure in self._measures.items() if measure.name == "mrr"]
+        self._mrr_evaluator = (pytrec_eval.RelevanceEvaluator(self._judged, {"recip_rank"}, relevance_level=relevance_level)
+                               if self._mrr_metrics else None)
+
+    def __len__(self) -> int:
+        return len(self._judged)
+
+    def evaluate(self, run: Run) -> list[QueryMetric]:
+        """One row per (qrels query, metric), queries in id order, metrics in the given order."""
+        judged_run = {query_id: dict(docs) for query_id, docs in run.items() if query_id in self._judged and docs}
+        values: dict[str, dict[str, float]] = defaultdict(dict)  # query id -> metric -> value
+        if self._cut_evaluator is not None and judged_run:
+            for query_id, results in self._cut_evaluator.evaluate(judged_run).items():
+                for metric, measure in self._measures.items():
+                    if measure.family not in _UNCUT_FAMILIES:
+                        values[query_id][metric] = results[to_trec_eval(metric)]
+        if self._mrr_evaluator is not None and judged_run:
+            for metric in self._mrr_metrics:
+                cut = {query_id: dict(ranked(docs)[: self._measures[metric].cutoff]) for query_id, docs in judged_run.items()}
+                for query_id, results in self._mrr_evaluator.evaluate(cut).items():
+                    values[query_id][metric] = results["recip_rank"]
+        return [
+            QueryMetric(query_id=query_id, metric=metric, value=float(values.get(query_id, {}).get(metric, 0.0)))
+            for query_id in self._query_ids
+            for metric in self._measures
+        ]
+
+
 def evaluate_run(
     qrels: Mapping[str, Mapping[str, int]],
     run: Run,
@@ -111,47 +163,5 @@ def evaluate_run(
     *,
     relevance_level: int = 1,
 ) -> list[QueryMetric]:
-    """One row per (qrels query, metric), queries in id order, metrics in the given order."""
-    if isinstance(metrics, str):
-        raise TypeError(f"metrics must be a sequence of metric names, got the string {metrics!r}")
-    measures = {metric: _parse(metric) for metric in metrics}
-    judged = {query_id: {doc_id: int(label) for doc_id, label in docs.items()} for query_id, docs in qrels.items()}
-    judged_run = {query_id: dict(docs) for query_id, docs in run.items() if query_id in judged and docs}
-
-    # trec_eval parameterised measures, e.g. "P.1,3,5,10"; mrr cutoffs each need their own cut run.
-    cutoffs: dict[str, set[int]] = defaultdict(set)
-    for measure in measures.values():
-        if measure.family not in _UNCUT_FAMILIES:
-            cutoffs[measure.family].add(measure.cutoff)
-    values: dict[str, dict[str, float]] = defaultdict(dict)  # query id -> metric -> value
-    if cutoffs and judged_run:
-        requested = {f"{family}.{','.join(map(str, sorted(ks)))}" for family, ks in cutoffs.items()}
-        evaluator = pytrec_eval.RelevanceEvaluator(judged, requested, relevance_level=relevance_level)
-        for query_id, results in evaluator.evaluate(judged_run).items():
-            for metric, measure in measures.items():
-                if measure.family not in _UNCUT_FAMILIES:
-                    values[query_id][metric] = results[to_trec_eval(metric)]
-
-    mrr_metrics = [metric for metric, measure in measures.items() if measure.name == "mrr"]
-    if mrr_metrics and judged_run:
-        evaluator = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}, relevance_level=relevance_level)
-        for metric in mrr_metrics:
-            cut = {query_id: dict(ranked(docs)[: measures[metric].cutoff]) for query_id, docs in judged_run.items()}
-            for query_id, results in evaluator.evaluate(cut).items():
-                values[query_id][metric] = results["recip_rank"]
-
-    return [
-        QueryMetric(query_id=query_id, metric=metric, value=float(values.get(query_id, {}).get(metric, 0.0)))
-        for query_id in sorted(judged)
-        for metric in measures
-    ]
-
-
-def mean_metrics(rows: Sequence[QueryMetric]) -> dict[str, float]:
-    """Mean value per metric over its rows, metrics in first-seen order."""
-    totals: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for row in rows:
-        totals[row.metric] = totals.get(row.metric, 0.0) + row.value
-        counts[row.metric] = counts.get(row.metric, 0) + 1
-    return {metric: totals[metric] / counts[metric] for metric in totals}
+    """Score one run: :class:`QrelsEvaluator` for a single use."""
+    return QrelsEvaluator(qrels, metrics, relevance_level=relevance_level).evaluate(run)

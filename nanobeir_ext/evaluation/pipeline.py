@@ -4,6 +4,7 @@ The flow (see DESIGN.md): benchmark loader -> encoder -> embedding store -> exac
 top-k per cell -> pytrec_eval -> long results table. Phase 1 makes sure every needed
 embedding set is in the store (encoding only what is missing, or only this shard's part);
 phase 2 reads them back, one document-language corpus at a time, so memory stays bounded.
+What is evaluated (models, cells, work units, shards) is planned in ``plan.py``.
 """
 from __future__ import annotations
 
@@ -11,75 +12,25 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nanobeir_ext.protocol import Encoder, Role
-from nanobeir_ext.data import BenchmarkSource, Qrels, SubsetData, TextCollection, load_languages
-from nanobeir_ext.languages import Cell
-from nanobeir_ext.evaluation.metrics import evaluate_run
+from nanobeir_ext.data import Qrels, SubsetData, TextCollection, load_languages
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
-from nanobeir_ext.protocol import ModelLabel, slug
-from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, results_from_per_query, sort_long
-from nanobeir_ext.retrieval.maxsim import Run, maxsim_topk, write_trec_run
 from nanobeir_ext.embeddings.store import EmbeddingStore, store_key
+from nanobeir_ext.evaluation.metrics import QrelsEvaluator
+from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, WorkUnit, shard_units, work_units
+from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, results_from_per_query, sort_long
+from nanobeir_ext.languages import Cell
+from nanobeir_ext.protocol import PLURAL, Encoder, ModelLabel, Role, slug
+from nanobeir_ext.retrieval.maxsim import maxsim_topk
+from nanobeir_ext.retrieval.trec import Run, write_trec_run
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model as configured: a hub id + revision, a local folder, or a fixture architecture."""
-
-    key: str
-    name: str
-    source: str
-    revision: str | None = None
-    path: str | None = None
-    fixture: str | None = None
-    query_length: int | None = None
-    document_length: int | None = None
-    batch_tokens: int = 32768
-
-
-@dataclass(frozen=True)
-class EvaluationPlan:
-    models: tuple[ModelSpec, ...]
-    benchmark: str
-    source: BenchmarkSource
-    subsets: tuple[str, ...]
-    cells: tuple[Cell, ...]
-    metrics: tuple[str, ...]
-    cache_dir: Path
-    k: int = 100
-    chunk_tokens: int | None = None  # None: retrieval's per-device default
-    device: str = "cpu"
-    dtype: str = "auto"
-    progress: bool = True
-    shard: tuple[int, int] | None = None  # (index, count): encode only this part, then stop
-
-    @property
-    def doc_langs(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c.doc_lang for c in self.cells))
-
-    @property
-    def query_langs(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(c.query_lang for c in self.cells))
-
-
-@dataclass(frozen=True, order=True)
-class WorkUnit:
-    """One encoder pass: a model encodes one role of one subset in one language."""
-
-    model_key: str
-    subset: str
-    language: str
-    role: Role
-
-    def describe(self) -> str:
-        return f"{self.model_key} {self.subset} {self.language} {'queries' if self.role == 'query' else 'documents'}"
+CellKey = tuple[str, str, str]  # (subset, doc_lang, query_lang)
 
 
 @dataclass
@@ -91,6 +42,20 @@ class EncodingLog:
 
 
 @dataclass(frozen=True)
+class BenchmarkData:
+    """Monolingual subsets (corpora, notes) and every query set, by (subset, language)."""
+
+    subsets: dict[tuple[str, str], SubsetData]
+    queries: dict[tuple[str, str], TextCollection]
+    # Judgments of the queries that have a relevant document in the cell's document language,
+    # derived once per cell from the loaded languages.
+    cell_qrels: dict[CellKey, Qrels]
+
+    def collection(self, subset: str, language: str, role: Role) -> TextCollection:
+        return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
+
+
+@dataclass(frozen=True)
 class EvaluationOutcome:
     per_query: pd.DataFrame
     results: pd.DataFrame
@@ -98,61 +63,16 @@ class EvaluationOutcome:
     models: tuple[ModelLabel, ...]
     model_identities: dict[str, dict]
     data: BenchmarkData
-    excluded_queries: dict[tuple[str, str, str], int]  # (subset, doc_lang, query_lang) -> queries not evaluated
+    excluded_queries: dict[CellKey, int]  # queries not evaluated per cell
     complete: bool  # False for a shard run, which only encodes
 
 
 EncoderFactory = Callable[[ModelSpec, EvaluationPlan], Encoder]
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/n"`` (0-based i) -> (i, n); None stays None."""
-    if text in (None, "", "null"):
-        return None
-    try:
-        index, count = (int(part) for part in str(text).split("/"))
-    except ValueError:
-        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}") from None
-    if not 0 <= index < count:
-        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}")
-    return index, count
-
-
-def work_units(plan: EvaluationPlan) -> list[WorkUnit]:
-    """Every encoder pass the plan needs, in a fixed order: documents of each doc language, queries of each query language."""
-    units = []
-    for spec in plan.models:
-        for subset in plan.subsets:
-            units += [WorkUnit(spec.key, subset, lang, "document") for lang in plan.doc_langs]
-            units += [WorkUnit(spec.key, subset, lang, "query") for lang in plan.query_langs]
-    return units
-
-
-def shard_units(units: Sequence[WorkUnit], shard: tuple[int, int] | None) -> list[WorkUnit]:
-    """Round-robin split, so shards get a similar mix of corpora and query sets."""
-    if shard is None:
-        return list(units)
-    index, count = shard
-    return [u for i, u in enumerate(units) if i % count == index]
-
-
-@dataclass(frozen=True)
-class BenchmarkData:
-    """Monolingual subsets (corpora, notes) and every query set, by (subset, language)."""
-
-    subsets: dict[tuple[str, str], SubsetData]
-    queries: dict[tuple[str, str], TextCollection]
-    # (subset, doc_lang, query_lang) -> judgments of the queries that have a relevant document
-    # in that document language (the loader's cross-lingual view), computed once per cell.
-    cell_qrels: dict[tuple[str, str, str], Qrels]
-
-    def collection(self, subset: str, language: str, role: Role) -> TextCollection:
-        return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
-
-
 def load_data(plan: EvaluationPlan) -> BenchmarkData:
-    """Everything the plan reads from the benchmark: each corpus and query set is validated once,
-    and each cell's judgments are derived from what is loaded."""
+    """Everything the plan reads from the benchmark: each corpus and query set is validated once
+    per run, and each cell's judgments are derived from what is loaded."""
     languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
     subsets, queries, cell_qrels = {}, {}, {}
     for subset in tqdm(plan.subsets, desc="load benchmark", unit="subset", disable=not plan.progress):
@@ -165,11 +85,16 @@ def load_data(plan: EvaluationPlan) -> BenchmarkData:
     return BenchmarkData(subsets=subsets, queries=queries, cell_qrels=cell_qrels)
 
 
-def unit_key(identity: Mapping, collection: TextCollection, role: Role) -> str:
-    return store_key(identity, role, collection.ids, collection.texts)
+def store_keys(units: Iterable[WorkUnit], identity: Mapping, data: BenchmarkData) -> dict[WorkUnit, str]:
+    """The store key of each unit (a hash over every id and text of its collection), computed once."""
+    keys = {}
+    for unit in units:
+        collection = data.collection(unit.subset, unit.language, unit.role)
+        keys[unit] = store_key(identity, unit.role, collection.ids, collection.texts)
+    return keys
 
 
-def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], identities: Mapping[str, dict],
+def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[WorkUnit, str],
                    data: BenchmarkData, store: EmbeddingStore, progress: bool) -> EncodingLog:
     """Encode every unit missing from the store; reuse the rest. Each finished unit is stored at once,
     so a killed run loses at most the unit in flight."""
@@ -178,13 +103,13 @@ def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], i
     units = list(units)
     for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
         collection = data.collection(unit.subset, unit.language, unit.role)
-        key = unit_key(identities[unit.model_key], collection, unit.role)
+        key = keys[unit]
         # get() verifies the checksum (and deletes a damaged entry), so damage is re-encoded here.
         if store.get(key) is not None:
             record.reused.append(unit)
             record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
             continue
-        output = encoders[unit.model_key].encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
+        output = encoder.encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
         embeddings = RaggedEmbeddings.from_list(collection.ids, output.embeddings)
         store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated), "tokens": str(output.tokens)})
         record.encoded.append(unit)
@@ -195,44 +120,50 @@ def ensure_encoded(units: Iterable[WorkUnit], encoders: Mapping[str, Encoder], i
     return record
 
 
-def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, identity: dict, data: BenchmarkData,
-                       store: EmbeddingStore, runs_dir: Path | None) -> tuple[list[tuple], dict]:
+def cell_evaluators(plan: EvaluationPlan, data: BenchmarkData) -> dict[CellKey, QrelsEvaluator]:
+    """One evaluator per (subset, cell), its judgments bound once and shared by every model."""
+    return {key: QrelsEvaluator(qrels, plan.metrics) for key, qrels in data.cell_qrels.items()}
+
+
+def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[WorkUnit, str], data: BenchmarkData,
+                       evaluators: Mapping[CellKey, QrelsEvaluator], store: EmbeddingStore,
+                       runs_dir: Path | None) -> tuple[list[tuple], dict[CellKey, int]]:
     """Phase 2 for one model: MaxSim top-k and metrics for every subset and cell."""
     rows: list[tuple] = []
-    excluded: dict[tuple[str, str, str], int] = {}
+    excluded: dict[CellKey, int] = {}
     cells_by_doc: dict[str, list[Cell]] = {}
     for cell in plan.cells:
         cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
+
+    def load(subset: str, language: str, role: Role) -> RaggedEmbeddings:
+        key = keys[WorkUnit(spec.key, subset, language, role)]
+        embeddings = store.get(key)
+        if embeddings is None:  # vanished or failed its checksum since phase 1
+            raise RuntimeError(f"embedding set {subset} {language} {PLURAL[role]} (key {key[:12]}) is missing or "
+                               "corrupt; run again to re-encode it")
+        return embeddings
+
     total = len(plan.subsets) * len(plan.cells)
     bar = tqdm(total=total, desc=f"MaxSim + metrics {spec.name}", disable=not plan.progress)
     for subset in plan.subsets:
         # Query sets are small: read (and verify) each once per subset, not once per cell.
-        query_sets = {lang: _load(store, identity, data, subset, lang, "query") for lang in plan.query_langs}
+        query_sets = {lang: load(subset, lang, "query") for lang in plan.query_langs}
         for doc_lang, cells in cells_by_doc.items():
-            documents = _load(store, identity, data, subset, doc_lang, "document")
+            documents = load(subset, doc_lang, "document")
             for cell in cells:
                 queries = query_sets[cell.query_lang]
                 run = maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens)
                 if runs_dir is not None:
                     write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
                                    tag=slug(spec.name))
-                qrels = data.cell_qrels[(subset, cell.doc_lang, cell.query_lang)]
-                excluded[(subset, cell.doc_lang, cell.query_lang)] = len(queries) - len(qrels)
-                for m in evaluate_run(qrels, _restrict(run, qrels), plan.metrics):
+                key = (subset, cell.doc_lang, cell.query_lang)
+                qrels = data.cell_qrels[key]
+                excluded[key] = len(queries) - len(qrels)
+                for m in evaluators[key].evaluate(_restrict(run, qrels)):
                     rows.append((spec.name, plan.benchmark, subset, cell.doc_lang, cell.query_lang, m.query_id, m.metric, m.value))
                 bar.update()
     bar.close()
     return rows, excluded
-
-
-def _load(store: EmbeddingStore, identity: dict, data: BenchmarkData, subset: str, language: str, role: Role) -> RaggedEmbeddings:
-    key = unit_key(identity, data.collection(subset, language, role), role)
-    embeddings = store.get(key)
-    if embeddings is None:  # vanished or failed its checksum since phase 1
-        raise RuntimeError(f"embedding set {subset} {language} {'queries' if role == 'query' else 'documents'} "
-                           f"(key {key[:12]}) is missing or corrupt; "
-                           "run again to re-encode it")
-    return embeddings
 
 
 def _restrict(run: Run, qrels: Mapping[str, Mapping[str, int]]) -> Run:
@@ -243,25 +174,27 @@ def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_d
     """Run the plan. With ``plan.shard`` set, only that shard's encoder work is done (results are empty)."""
     store = EmbeddingStore(Path(plan.cache_dir) / "store")
     data = load_data(plan)
-    units = shard_units(work_units(plan), plan.shard)
+    units = shard_units(work_units(plan), plan.shard)  # every unit, unless this run is a shard
+    evaluators = cell_evaluators(plan, data) if plan.shard is None else {}
     encoding = EncodingLog()
     labels: list[ModelLabel] = []
     identities: dict[str, dict] = {}
     rows: list[tuple] = []
-    excluded: dict = {}
+    excluded: dict[CellKey, int] = {}
     for spec in plan.models:
         encoder = encoder_factory(spec, plan)
         identities[spec.key] = encoder.cache_identity()
         labels.append(encoder.info)
-        mine = [u for u in units if u.model_key == spec.key]
-        part = ensure_encoded(mine, {spec.key: encoder}, identities, data, store, plan.progress)
+        model_units = [u for u in units if u.model_key == spec.key]
+        keys = store_keys(model_units, identities[spec.key], data)  # phase 1 and phase 2 share them
+        part = ensure_encoded(model_units, encoder, keys, data, store, plan.progress)
         encoding.encoded += part.encoded
         encoding.reused += part.reused
         encoding.truncated.update(part.truncated)
         encoding.seconds += part.seconds
         del encoder  # free the weights before scoring
         if plan.shard is None:
-            model_rows, model_excluded = retrieve_and_score(plan, spec, identities[spec.key], data, store, runs_dir)
+            model_rows, model_excluded = retrieve_and_score(plan, spec, keys, data, evaluators, store, runs_dir)
             rows += model_rows
             excluded.update(model_excluded)
     per_query = sort_long(pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS)))

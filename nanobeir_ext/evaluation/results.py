@@ -11,6 +11,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from nanobeir_ext.evaluation.metrics import PRIMARY_METRIC
 from nanobeir_ext.languages import ordered
 
 RESULT_COLUMNS: tuple[str, ...] = ("model", "benchmark", "subset", "doc_lang", "query_lang", "metric", "value")
@@ -48,7 +49,7 @@ def subsets_of(results: pd.DataFrame) -> list[str]:
     return sorted(s for s in results["subset"].unique().tolist() if s != MEAN_SUBSET)
 
 
-def matrix(results: pd.DataFrame, model: str, metric: str = "ndcg@10", subset: str = MEAN_SUBSET) -> pd.DataFrame:
+def matrix(results: pd.DataFrame, model: str, metric: str = PRIMARY_METRIC, subset: str = MEAN_SUBSET) -> pd.DataFrame:
     """Rows = document language, columns = query language (the model card's "Doc / Query")."""
     rows = results[(results["model"] == model) & (results["metric"] == metric) & (results["subset"] == subset)]
     if rows.empty:
@@ -89,7 +90,7 @@ def summarize(table: pd.DataFrame) -> MatrixSummary:
     return MatrixSummary(all_cells=mean(values) or 0.0, diagonal=mean(diag), off_diagonal=mean(off), n_cells=len(values))
 
 
-def delta_matrix(results: pd.DataFrame, model: str, baseline: str, metric: str = "ndcg@10",
+def delta_matrix(results: pd.DataFrame, model: str, baseline: str, metric: str = PRIMARY_METRIC,
                  subset: str = MEAN_SUBSET) -> pd.DataFrame:
     """``model`` minus ``baseline``, cell by cell."""
     return matrix(results, model, metric, subset) - matrix(results, baseline, metric, subset)

@@ -1,4 +1,4 @@
-"""Exact MaxSim retrieval over ragged token embeddings, and TREC run files.
+"""Exact MaxSim retrieval over ragged token embeddings (TREC run files: :mod:`nanobeir_ext.retrieval.trec`).
 
 Score
     ``score(q, d) = sum over the vectors of q of (max over the vectors of d of
@@ -29,7 +29,7 @@ Ties
     comparison, which for UTF-8 ids is the byte order ``strcmp`` uses). That is
     trec_eval's own rule (it re-sorts every run by score desc, then docno
     desc, and ignores the rank column), so the ranks written by
-    :func:`write_trec_run`, the documents kept at the top-k boundary, and the
+    :func:`nanobeir_ext.retrieval.trec.write_trec_run`, the documents kept at the top-k boundary, and the
     order pytrec_eval evaluates are one and the same.
 
 Speed and memory
@@ -59,18 +59,15 @@ Speed and memory
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import torch
 from tqdm.auto import tqdm
 
-from nanobeir_ext.atomic import atomic_path
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
+from nanobeir_ext.retrieval.trec import Run
 
-Run = dict[str, dict[str, float]]  # query id -> doc id -> score (TREC run semantics)
 Padding = Literal["mask", "zero"]
 
 PADDING_RULES: tuple[str, ...] = ("mask", "zero")
@@ -287,52 +284,3 @@ def _check_unique_ids(ids: tuple[str, ...], role: str) -> None:
         seen: set[str] = set()
         duplicates = sorted({i for i in ids if i in seen or seen.add(i)})
         raise ValueError(f"{len(duplicates)} duplicate {role} ids: {duplicates[:10]}")
-
-
-def ranked(run_for_query: dict[str, float]) -> list[tuple[str, float]]:
-    """One query's documents in rank order: score desc, then doc id desc."""
-    return sorted(run_for_query.items(), key=lambda item: (item[1], item[0]), reverse=True)
-
-
-def write_trec_run(run: Run, path: Path, tag: str) -> None:
-    """Write ``qid Q0 docid rank score tag`` lines, ranks from 1, atomically.
-
-    Queries in id order; documents by score desc then doc id desc (trec_eval's
-    order). Scores are written with ``repr`` so they read back exactly.
-    """
-    if not tag or any(c.isspace() for c in tag):
-        raise ValueError(f"run tag must be a non-empty string without whitespace, got {tag!r}")
-    lines = []
-    for query_id in sorted(run):
-        for rank, (doc_id, score) in enumerate(ranked(run[query_id]), start=1):
-            _check_trec_field(query_id, "query id")
-            _check_trec_field(doc_id, "doc id")
-            if not math.isfinite(score):
-                raise ValueError(f"score of query {query_id!r}, doc {doc_id!r} is not finite: {score}")
-            lines.append(f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
-    with atomic_path(Path(path)) as temporary:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.writelines(lines)
-
-
-def read_trec_run(path: Path) -> Run:
-    """Read a TREC run file (six whitespace-separated fields per line)."""
-    run: Run = {}
-    with open(path, encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                raise ValueError(f"{path}:{line_number}: expected 6 fields 'qid Q0 docid rank score tag', got {len(fields)}")
-            query_id, _, doc_id, _, score, _ = fields
-            documents = run.setdefault(query_id, {})
-            if doc_id in documents:
-                raise ValueError(f"{path}:{line_number}: document {doc_id!r} appears twice for query {query_id!r}")
-            documents[doc_id] = float(score)
-    return run
-
-
-def _check_trec_field(value: str, name: str) -> None:
-    if not value or any(c.isspace() for c in value):
-        raise ValueError(f"{name} {value!r} cannot be written to a TREC run: it is empty or contains whitespace")

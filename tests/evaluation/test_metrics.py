@@ -7,9 +7,10 @@ import pytest
 from nanobeir_ext.evaluation.metrics import (
     DEFAULT_METRICS,
     PRIMARY_METRIC,
+    QrelsEvaluator,
     QueryMetric,
     evaluate_run,
-    mean_metrics,
+    metric_cutoff,
     to_trec_eval,
 )
 
@@ -106,10 +107,20 @@ def test_mrr_cut_follows_trec_eval_tie_order():
     assert got == {"mrr@1": 0.0, "accuracy@1": 0.0, "mrr@2": 0.5}
 
 
-def test_mean_metrics():
-    rows = [QueryMetric("q1", "ndcg@10", 1.0), QueryMetric("q2", "ndcg@10", 0.0), QueryMetric("q1", "mrr@10", 0.5)]
-    assert mean_metrics(rows) == {"ndcg@10": 0.5, "mrr@10": 0.5}
-    assert mean_metrics([]) == {}
+def test_one_evaluator_scores_many_runs_as_fresh_ones_would():
+    evaluator = QrelsEvaluator(QRELS, DEFAULT_METRICS)
+    reversed_run = {q: {d: -score for d, score in docs.items()} for q, docs in RUN.items()}
+    for run in (RUN, reversed_run, {}, RUN):
+        assert evaluator.evaluate(run) == evaluate_run(QRELS, run, DEFAULT_METRICS)
+    assert evaluator.evaluate(RUN) != evaluator.evaluate(reversed_run)
+    assert len(evaluator) == 2
+    assert QrelsEvaluator({}, DEFAULT_METRICS).evaluate(RUN) == []
+
+
+def test_metric_cutoff():
+    assert [metric_cutoff(m) for m in ("ndcg@10", "mrr@3", "recall@100")] == [10, 3, 100]
+    with pytest.raises(ValueError, match="unknown metric"):
+        metric_cutoff("ndcg")
 
 
 def test_metrics_must_be_a_sequence_of_names():

@@ -4,14 +4,8 @@ import pytest
 import torch
 
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
-from nanobeir_ext.retrieval.maxsim import (
-    default_chunk_tokens,
-    maxsim_scores,
-    maxsim_topk,
-    ranked,
-    read_trec_run,
-    write_trec_run,
-)
+from nanobeir_ext.retrieval.maxsim import default_chunk_tokens, maxsim_scores, maxsim_topk
+from nanobeir_ext.retrieval.trec import ranked, read_trec_run, write_trec_run
 
 
 def ragged(ids: list[str], vectors: list[list[list[float]]]) -> RaggedEmbeddings:

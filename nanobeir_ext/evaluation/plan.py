@@ -1,0 +1,105 @@
+"""What one evaluation does: the models, the benchmark cells and metrics, and the encoder passes
+(work units) they need, with the round-robin split of that work into shards."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from nanobeir_ext.data import BenchmarkSource
+from nanobeir_ext.evaluation.metrics import metric_cutoff
+from nanobeir_ext.languages import Cell
+from nanobeir_ext.protocol import PLURAL, Role
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as configured: a hub id + revision, a local folder, or a fixture architecture."""
+
+    key: str
+    name: str
+    source: str
+    revision: str | None = None
+    path: str | None = None
+    fixture: str | None = None
+    query_length: int | None = None
+    document_length: int | None = None
+    batch_tokens: int = 32768
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    models: tuple[ModelSpec, ...]
+    benchmark: str
+    source: BenchmarkSource
+    subsets: tuple[str, ...]
+    cells: tuple[Cell, ...]
+    metrics: tuple[str, ...]
+    cache_dir: Path
+    k: int = 100  # documents retrieved per query (the runners' retrieval.k)
+    chunk_tokens: int | None = None  # None: retrieval's per-device default
+    device: str = "cpu"
+    dtype: str = "auto"
+    progress: bool = True
+    shard: tuple[int, int] | None = None  # (index, count): encode only this part, then stop
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"retrieval.k must be a positive number of documents, got {self.k}")
+        # A metric cut deeper than the run would silently score the missing ranks as misses.
+        too_deep = [metric for metric in self.metrics if metric_cutoff(metric) > self.k]
+        if too_deep:
+            raise ValueError(f"retrieval.k={self.k} is below the cutoff of {too_deep}: retrieve at least "
+                             f"{max(metric_cutoff(m) for m in too_deep)} documents or drop those metrics")
+
+    @property
+    def doc_langs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.doc_lang for c in self.cells))
+
+    @property
+    def query_langs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.query_lang for c in self.cells))
+
+
+@dataclass(frozen=True, order=True)
+class WorkUnit:
+    """One encoder pass: a model encodes one role of one subset in one language."""
+
+    model_key: str
+    subset: str
+    language: str
+    role: Role
+
+    def describe(self) -> str:
+        return f"{self.model_key} {self.subset} {self.language} {PLURAL[self.role]}"
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/n"`` (0-based i) -> (i, n); None stays None."""
+    if text in (None, "", "null"):
+        return None
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"shard must look like 'i/n' with 0 <= i < n, got {text!r}")
+    return index, count
+
+
+def work_units(plan: EvaluationPlan) -> list[WorkUnit]:
+    """Every encoder pass the plan needs, in a fixed order: documents of each doc language, queries of each query language."""
+    units = []
+    for spec in plan.models:
+        for subset in plan.subsets:
+            units += [WorkUnit(spec.key, subset, lang, "document") for lang in plan.doc_langs]
+            units += [WorkUnit(spec.key, subset, lang, "query") for lang in plan.query_langs]
+    return units
+
+
+def shard_units(units: Sequence[WorkUnit], shard: tuple[int, int] | None) -> list[WorkUnit]:
+    """Round-robin split, so shards get a similar mix of corpora and query sets."""
+    if shard is None:
+        return list(units)
+    index, count = shard
+    return [u for i, u in enumerate(units) if i % count == index]
