@@ -7,7 +7,6 @@ test, resamples, seed, correction and thresholds.
 """
 from __future__ import annotations
 
-import math
 from functools import singledispatch
 from pathlib import Path
 from typing import Any, Mapping, Union
@@ -19,7 +18,8 @@ from nanobeir_ext.compare.regression import RunComparison
 from nanobeir_ext.compare.reproduction import ModelReproduction, PublishedComparison
 from nanobeir_ext.compare.significance import correction_name
 from nanobeir_ext.languages import ordered
-from nanobeir_ext.reporting.tables import markdown_table
+from nanobeir_ext.reporting.tables import (format_fixed, format_p_value, format_percent, format_signed, is_missing,
+                                           markdown_table)
 
 Comparison = Union[RunComparison, PublishedComparison]
 
@@ -29,28 +29,6 @@ _WORST = 5
 _VERDICT_BADGE = {"pass": "✅ PASS", "regression": "❌ REGRESSION", "mismatch": "⚠️ COVERAGE MISMATCH",
                   "reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
                   "nothing to compare": "⚠️ nothing to compare"}
-
-
-def _f(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):.{digits}f}"
-
-
-def _signed(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):+.{digits}f}"
-
-
-def _p(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):.4f}" if value >= 1e-4 else f"{float(value):.1e}"
-
-
-def _pct(value: Any) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * float(value):.2f}%"
 
 
 def _text_table(frame: pd.DataFrame, index_label: str = "") -> str:
@@ -109,7 +87,7 @@ def _run_markdown(comparison: RunComparison) -> str:
               + (f"; {counts['drifted_cells']} by the drift gate (any metric moved by more than {drift:g}), "
                  f"plus {counts['drifted_subsets']} per-subset values" if drift is not None else ""),
               f"- Mean drops beyond {s.tolerances.mean_drop_abs:g}: " + (
-                  ", ".join(f"{r.model} {r.metric} {_signed(r.delta, 4)}" for r in mean_drops.itertuples())
+                  ", ".join(f"{r.model} {r.metric} {format_signed(r.delta, 4)}" for r in mean_drops.itertuples())
                   if len(mean_drops) else "none"),
               "- Latency: " + ("not compared" if c.latency is None else
                                f"{counts['latency_regressions']} of {len(c.latency)} rows slower than "
@@ -147,7 +125,7 @@ def _run_markdown(comparison: RunComparison) -> str:
         lines += ["<details><summary>Δ per cell for every other metric (reported, not gated)</summary>", ""]
         lines += ["", _means_table(c.means[~c.means["metric"].isin(s.rule.gate_metrics)]), ""]
         for (model, benchmark, metric), part in others.groupby(["model", "benchmark", "metric"], sort=True):
-            lines += [f"#### {model} ({benchmark}): Δ {metric}", "", _matrix(part, lambda r: _signed(r.delta)), ""]
+            lines += [f"#### {model} ({benchmark}): Δ {metric}", "", _matrix(part, lambda r: format_signed(r.delta)), ""]
         lines += ["</details>", ""]
     lines += ["Per-subset deltas of every metric: `deltas_subsets.csv`; per-cell: `deltas_cells.csv`.", ""]
     lines += ["---", "", _run_footer(comparison)]
@@ -156,13 +134,13 @@ def _run_markdown(comparison: RunComparison) -> str:
 
 def _delta_with_marks(row: Any) -> str:
     marks = ("▼" if row.regressed else "") + ("*" if row.significant else "")
-    return _signed(row.delta) + (f" {marks}" if marks else "")
+    return format_signed(row.delta) + (f" {marks}" if marks else "")
 
 
 def _worst_table(frame: pd.DataFrame) -> str:
     table = pd.DataFrame({"model": frame["model"], "metric": frame["metric"], "doc": frame["doc_lang"],
-                          "query": frame["query_lang"], "run": frame["run"].map(_f), "baseline": frame["baseline"].map(_f),
-                          "Δ": frame["delta"].map(_signed), "p (adj.)": frame["p_adjusted"].map(_p),
+                          "query": frame["query_lang"], "run": frame["run"].map(format_fixed), "baseline": frame["baseline"].map(format_fixed),
+                          "Δ": frame["delta"].map(format_signed), "p (adj.)": frame["p_adjusted"].map(format_p_value),
                           "regressed": frame["regressed"].map(lambda x: "yes" if x else "no")})
     return _text_table(table.set_index("model"), "model")
 
@@ -175,10 +153,10 @@ def _means_table(means: pd.DataFrame) -> str:
         by_scope = group.set_index("scope")
         overall = by_scope.loc["all"]
         rows.append({"model": model, "benchmark": benchmark, "metric": metric, "cells": int(overall["n_cells"]),
-                     "run": _f(overall["run"], 4), "baseline": _f(overall["baseline"], 4),
-                     "Δ all": _signed(overall["delta"], 4),
-                     "Δ diagonal": _signed(by_scope["delta"].get("diagonal"), 4),
-                     "Δ off-diagonal": _signed(by_scope["delta"].get("off-diagonal"), 4),
+                     "run": format_fixed(overall["run"], 4), "baseline": format_fixed(overall["baseline"], 4),
+                     "Δ all": format_signed(overall["delta"], 4),
+                     "Δ diagonal": format_signed(by_scope["delta"].get("diagonal"), 4),
+                     "Δ off-diagonal": format_signed(by_scope["delta"].get("off-diagonal"), 4),
                      "verdict": "❌ drop beyond tolerance" if bool(overall["regressed"]) else "ok"})
     return _text_table(pd.DataFrame(rows).set_index("model"), "model")
 
@@ -186,9 +164,9 @@ def _means_table(means: pd.DataFrame) -> str:
 def _languages_table(langs: pd.DataFrame) -> str:
     table = pd.DataFrame({"axis": langs["axis"].map({"query_lang": "query language", "doc_lang": "doc language"}),
                           "lang": langs["lang"], "queries": langs["n_queries"].astype(int).astype(str),
-                          "run": langs["run"].map(lambda v: _f(v, 4)), "baseline": langs["baseline"].map(lambda v: _f(v, 4)),
-                          "Δ": langs["delta"].map(lambda v: _signed(v, 4)), "p": langs["p_value"].map(_p),
-                          "p (adj.)": langs["p_adjusted"].map(_p),
+                          "run": langs["run"].map(lambda v: format_fixed(v, 4)), "baseline": langs["baseline"].map(lambda v: format_fixed(v, 4)),
+                          "Δ": langs["delta"].map(lambda v: format_signed(v, 4)), "p": langs["p_value"].map(format_p_value),
+                          "p (adj.)": langs["p_adjusted"].map(format_p_value),
                           "significant": langs["significant"].map(lambda x: "yes" if x else "no")})
     return _text_table(table.set_index("axis"), "axis")
 
@@ -196,8 +174,8 @@ def _languages_table(langs: pd.DataFrame) -> str:
 def _latency_table(latency: pd.DataFrame) -> str:
     table = pd.DataFrame({"model": latency["model"], "role": latency["role"], "batch": latency["batch_size"].astype(str),
                           "seq_len": latency["seq_len"].astype(str), "device": latency["device"],
-                          "metric": latency["latency_metric"], "run": latency["run"].map(lambda v: _f(v, 2)),
-                          "baseline": latency["baseline"].map(lambda v: _f(v, 2)),
+                          "metric": latency["latency_metric"], "run": latency["run"].map(lambda v: format_fixed(v, 2)),
+                          "baseline": latency["baseline"].map(lambda v: format_fixed(v, 2)),
                           "slowdown": latency["increase_rel"].map(lambda v: f"{100 * v:+.1f}%"),
                           "verdict": latency["regressed"].map(lambda x: "❌ slower" if x else "ok")})
     return _text_table(table.set_index("model"), "model")
@@ -285,10 +263,10 @@ def _published_summary(c: PublishedComparison) -> str:
                      "weights": m.weights if m.weights == "real" else f"**{m.weights}**",
                      "benchmark": m.run_benchmark, "cells": str(len(m.cells)),
                      "within ±tol": f"{int(m.cells['within'].sum())}/{len(m.cells)}",
-                     "Δ mean": _signed(summary.get("all"), 4), "Δ diagonal": _signed(summary.get("diagonal"), 4),
-                     "Δ off-diagonal": _signed(summary.get("off-diagonal"), 4),
+                     "Δ mean": format_signed(summary.get("all"), 4), "Δ diagonal": format_signed(summary.get("diagonal"), 4),
+                     "Δ off-diagonal": format_signed(summary.get("off-diagonal"), 4),
                      "largest |Δ|": "–" if largest is None else
-                     f"{_signed(largest['delta'])} ({largest['doc_lang']}/{largest['query_lang']})",
+                     f"{format_signed(largest['delta'])} ({largest['doc_lang']}/{largest['query_lang']})",
                      "verdict": _VERDICT_BADGE[m.verdict]})
     if not rows:
         return "No run model maps to a published table (see `reference_models`)."
@@ -304,25 +282,25 @@ def _model_section(m: ModelReproduction, metric: str) -> list[str]:
     if len(m.cells):
         tol = m.tolerance
         lines += [f"### Δ {metric} (run − published), rows = document language, columns = query language", "",
-                  _matrix(m.cells, lambda r: _signed(r.delta) + ("" if r.within else " ✗"), averages=m.averages,
-                          render_average=lambda r: _signed(r.delta)), "",
+                  _matrix(m.cells, lambda r: format_signed(r.delta) + ("" if r.within else " ✗"), averages=m.averages,
+                          render_average=lambda r: format_signed(r.delta)), "",
                   f"`✗` outside ±{tol:g}. AVG: difference of the averages recomputed from the compared cells.", "",
-                  "### Run", "", _matrix(m.cells, lambda r: _f(r.run), averages=m.averages,
-                                         render_average=lambda r: _pct(r.run)), "",
+                  "### Run", "", _matrix(m.cells, lambda r: format_fixed(r.run), averages=m.averages,
+                                         render_average=lambda r: format_percent(r.run)), "",
                   "### Published (cells as printed; AVG recomputed from the cells)", "",
-                  _matrix(m.cells, lambda r: _f(r.published), averages=m.averages,
-                          render_average=lambda r: _pct(r.published_recomputed) + ("" if r.printed_agrees else
-                                                                                    f" ⚠ printed {_pct(r.published_printed)}")),
+                  _matrix(m.cells, lambda r: format_fixed(r.published), averages=m.averages,
+                          render_average=lambda r: format_percent(r.published_recomputed) + ("" if r.printed_agrees else
+                                                                                    f" ⚠ printed {format_percent(r.published_printed)}")),
                   "", "### Means", "", _text_table(pd.DataFrame({
                       "scope": m.summary["scope"], "cells": m.summary["n_cells"].astype(str),
-                      "run": m.summary["run"].map(lambda v: _f(v, 4)),
-                      "published": m.summary["published"].map(lambda v: _f(v, 4)),
-                      "Δ": m.summary["delta"].map(lambda v: _signed(v, 4))}).set_index("scope"), "scope"), ""]
+                      "run": m.summary["run"].map(lambda v: format_fixed(v, 4)),
+                      "published": m.summary["published"].map(lambda v: format_fixed(v, 4)),
+                      "Δ": m.summary["delta"].map(lambda v: format_signed(v, 4))}).set_index("scope"), "scope"), ""]
     if len(m.subsets):
         lines += [f"### Per subset, {m.subsets['language'].iloc[0]} queries and documents (model-index values)", "",
-                  _text_table(pd.DataFrame({"subset": m.subsets["subset"], "run": m.subsets["run"].map(lambda v: _f(v, 4)),
-                                            "published": m.subsets["published"].map(lambda v: _f(v, 5)),
-                                            "Δ": m.subsets["delta"].map(lambda v: _signed(v, 4)),
+                  _text_table(pd.DataFrame({"subset": m.subsets["subset"], "run": m.subsets["run"].map(lambda v: format_fixed(v, 4)),
+                                            "published": m.subsets["published"].map(lambda v: format_fixed(v, 5)),
+                                            "Δ": m.subsets["delta"].map(lambda v: format_signed(v, 4)),
                                             "within": m.subsets["within"].map(lambda x: "✓" if x else "✗")}
                                            ).set_index("subset"), "subset"), ""]
     return lines
@@ -386,7 +364,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         for key, value in record.items():
             if hasattr(value, "item"):
                 value = value.item()
-            if isinstance(value, float) and math.isnan(value):
+            if isinstance(value, float) and is_missing(value):
                 value = None
             clean[str(key)] = value
         out.append(clean)
