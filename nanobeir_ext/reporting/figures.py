@@ -1,22 +1,40 @@
-"""Matplotlib figures (Agg backend: no display needed)."""
+"""Matplotlib figures, saved atomically.
+
+Matplotlib is imported only when a figure is drawn (:func:`pyplot`), and the headless Agg
+backend is chosen there, once for the whole harness: importing a reporting module for its
+tables never touches matplotlib.
+"""
 from __future__ import annotations
 
-import os
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from nanobeir_ext.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+@cache
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def heatmap(table: pd.DataFrame, path: Path, *, title: str, subtitle: str = "", diverging: bool = False,
             value_format: str = "{:.3f}") -> Path:
     """An annotated doc-language x query-language heatmap; ``diverging`` centres the colours on 0."""
     values = table.to_numpy(dtype=float)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.3 + 0.6 * table.shape[0]), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(1.0 + 0.75 * table.shape[1], 1.3 + 0.6 * table.shape[0]), dpi=120)
     if diverging:
         bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
         bound = bound or 1.0
@@ -42,11 +60,11 @@ def heatmap(table: pd.DataFrame, path: Path, *, title: str, subtitle: str = "", 
     return save_figure(fig, path)
 
 
-def save_figure(fig: "plt.Figure", path: Path) -> Path:
-    """Save atomically (temp file + rename) and close the figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Save atomically (temp file + rename; no partial file on a failed save) and close the figure."""
+    try:
+        with atomic_path(Path(path)) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        pyplot().close(fig)
+    return Path(path)
