@@ -1,6 +1,8 @@
 """The run report: markdown tables in the model card's orientation, plus heatmaps.
 
-Everything here renders from the long results table; nothing is computed twice.
+Everything renders from the long results table. Each matrix (model, subset) and each delta
+against the baseline model is built once (:func:`report_tables`), and both the markdown and
+the figures render from those.
 """
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from nanobeir_ext.reporting import figures
 from nanobeir_ext.atomic import write_text
+from nanobeir_ext.evaluation.metrics import PRIMARY_METRIC
+from nanobeir_ext.evaluation.results import (MEAN_SUBSET, delta_matrix, matrix, models_of, subsets_of, summarize,
+                                             with_averages)
 from nanobeir_ext.protocol import ModelLabel, slug
-from nanobeir_ext.evaluation.results import MEAN_SUBSET, matrix, models_of, subsets_of, summarize, with_averages
-from nanobeir_ext.reporting.tables import format_number, markdown_table
+from nanobeir_ext.reporting import figures
+from nanobeir_ext.reporting.tables import format_fixed, format_number, format_percent, format_signed, markdown_table
 
 
 @dataclass(frozen=True)
@@ -21,14 +25,27 @@ class ReportContext:
     benchmark: str
     models: tuple[ModelLabel, ...]
     baseline_model: str | None = None
-    primary_metric: str = "ndcg@10"
     title: str = "nanobeir-ext evaluation"
     data_notes: tuple[str, ...] = ()
     run_notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _pct(value: object) -> str:
-    return "–" if value is None or pd.isna(value) else f"{100 * float(value):.2f}%"
+@dataclass(frozen=True)
+class ReportTables:
+    """The primary metric's matrices, built once: per (model, subset) (``MEAN_SUBSET`` = the
+    mean over subsets) and, when the baseline model is in the results, each other model's delta."""
+
+    matrices: dict[tuple[str, str], pd.DataFrame]
+    deltas: dict[str, pd.DataFrame]
+
+
+def report_tables(results: pd.DataFrame, baseline_model: str | None) -> ReportTables:
+    models = models_of(results)
+    matrices = {(model, subset): matrix(results, model, PRIMARY_METRIC, subset)
+                for model in models for subset in (MEAN_SUBSET, *subsets_of(results))}
+    deltas = ({model: delta_matrix(results, model, baseline_model, PRIMARY_METRIC)
+               for model in models if model != baseline_model} if baseline_model in models else {})
+    return ReportTables(matrices=matrices, deltas=deltas)
 
 
 def _card_table(table: pd.DataFrame) -> str:
@@ -37,8 +54,8 @@ def _card_table(table: pd.DataFrame) -> str:
     for col in shown.columns:
         for idx in shown.index:
             v = shown.at[idx, col]
-            shown.at[idx, col] = _pct(v) if (col == "AVG" or idx == "AVG") and not pd.isna(v) else (
-                "" if pd.isna(v) else f"{float(v):.3f}")
+            shown.at[idx, col] = (format_percent(v, missing="") if col == "AVG" or idx == "AVG"
+                                  else format_fixed(v, missing=""))
     return markdown_table(shown, index_label="Doc \\ Query", formatter=str)
 
 
@@ -58,19 +75,21 @@ def _metric_overview(results: pd.DataFrame) -> pd.DataFrame:
     return overview.sort_index()
 
 
-def _subset_overview(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+def _subset_overview(results: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
     rows = {}
     for model in models_of(results):
         for subset in subsets_of(results):
-            s = summarize(matrix(results, model, metric, subset))
+            s = summarize(tables.matrices[(model, subset)])
             rows[(subset, model)] = {"all cells": s.all_cells, "diagonal": s.diagonal, "off-diagonal": s.off_diagonal}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index = [f"{subset} / {model}" for subset, model in frame.index]
     return frame
 
 
-def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: dict[str, Path] | None = None) -> str:
-    metric = context.primary_metric
+def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: dict[str, Path] | None = None, *,
+                  tables: ReportTables | None = None) -> str:
+    metric = PRIMARY_METRIC
+    tables = tables or report_tables(results, context.baseline_model)
     labels = {m.name: m for m in context.models}
     lines = [f"# {context.title}", ""]
     lines.append(f"Benchmark: **{context.benchmark}**; subsets: {', '.join(subsets_of(results))}. "
@@ -84,7 +103,7 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
     lines += ["## Models", ""]
     lines += [f"- **{m.name}**: {m.describe()}" for m in context.models] + [""]
     for model in models_of(results):
-        table = matrix(results, model, metric)
+        table = tables.matrices[(model, MEAN_SUBSET)]
         lines += [f"## {model}: {metric}", ""]
         if model in labels:
             lines += [labels[model].describe(), ""]
@@ -92,25 +111,22 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
         if figure_paths and model in figure_paths:
             lines += [f"![{model} heatmap]({figure_paths[model].as_posix()})", ""]
     baseline = context.baseline_model
-    if baseline and baseline in models_of(results):
-        for model in models_of(results):
-            if model == baseline:
-                continue
-            delta = matrix(results, model, metric) - matrix(results, baseline, metric)
-            lines += [f"## Delta: {model} minus {baseline} ({metric})", ""]
-            lines += [markdown_table(with_averages(delta), index_label="Doc \\ Query",
-                                     formatter=lambda v: "" if pd.isna(v) else f"{float(v):+.3f}"), ""]
-            lines += [_summary_line(delta).replace("mean", "mean delta", 1), ""]
-            key = f"delta:{model}"
-            if figure_paths and key in figure_paths:
-                lines += [f"![delta heatmap]({figure_paths[key].as_posix()})", ""]
-    elif baseline:
+    for model, delta in tables.deltas.items():
+        lines += [f"## Delta: {model} minus {baseline} ({metric})", ""]
+        lines += [markdown_table(with_averages(delta), index_label="Doc \\ Query",
+                                 formatter=lambda v: format_signed(v, missing="")), ""]
+        lines += [_summary_line(delta).replace("mean", "mean delta", 1), ""]
+        key = f"delta:{model}"
+        if figure_paths and key in figure_paths:
+            lines += [f"![delta heatmap]({figure_paths[key].as_posix()})", ""]
+    if baseline and baseline not in models_of(results):
         lines += [f"_Baseline model {baseline!r} is not in this run: no delta table._", ""]
-    lines += [f"## Per subset ({metric})", "", markdown_table(_subset_overview(results, metric), index_label="subset / model"), ""]
+    lines += [f"## Per subset ({metric})", "", markdown_table(_subset_overview(results, tables),
+                                                             index_label="subset / model"), ""]
     for model in models_of(results):
         for subset in subsets_of(results):
             lines += [f"<details><summary>{model} on {subset}</summary>", "",
-                      _card_table(matrix(results, model, metric, subset)), "", "</details>", ""]
+                      _card_table(tables.matrices[(model, subset)]), "", "</details>", ""]
     lines += ["## All metrics (mean over cells and subsets)", "", markdown_table(_metric_overview(results), index_label="metric"), ""]
     if context.data_notes:
         lines += ["## Data", ""] + [f"- {note}" for note in context.data_notes] + [""]
@@ -119,31 +135,31 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
     return "\n".join(lines)
 
 
-def draw_figures(results: pd.DataFrame, context: ReportContext, figures_dir: Path) -> dict[str, Path]:
+def draw_figures(results: pd.DataFrame, context: ReportContext, figures_dir: Path, *,
+                 tables: ReportTables | None = None) -> dict[str, Path]:
     """One heatmap per model and one per delta against the baseline; returns paths by key."""
-    metric = context.primary_metric
+    metric = PRIMARY_METRIC
+    tables = tables or report_tables(results, context.baseline_model)
     labels = {m.name: m for m in context.models}
     paths: dict[str, Path] = {}
     for model in models_of(results):
         label = labels.get(model)
         subtitle = f"{context.benchmark}, {label.weights} weights, {label.dtype} on {label.device}" if label else context.benchmark
-        paths[model] = figures.heatmap(matrix(results, model, metric), figures_dir / f"heatmap_{slug(model)}.png",
+        paths[model] = figures.heatmap(tables.matrices[(model, MEAN_SUBSET)], figures_dir / f"heatmap_{slug(model)}.png",
                                        title=f"{model}: {metric}", subtitle=subtitle)
     baseline = context.baseline_model
-    if baseline and baseline in models_of(results):
-        for model in models_of(results):
-            if model != baseline:
-                delta = matrix(results, model, metric) - matrix(results, baseline, metric)
-                paths[f"delta:{model}"] = figures.heatmap(
-                    delta, figures_dir / f"delta_{slug(model)}_vs_{slug(baseline)}.png",
-                    title=f"{model} minus {baseline}: {metric}", subtitle=context.benchmark, diverging=True,
-                    value_format="{:+.3f}")
+    for model, delta in tables.deltas.items():
+        paths[f"delta:{model}"] = figures.heatmap(
+            delta, figures_dir / f"delta_{slug(model)}_vs_{slug(baseline)}.png",
+            title=f"{model} minus {baseline}: {metric}", subtitle=context.benchmark, diverging=True,
+            value_format="{:+.3f}")
     return paths
 
 
 def write_report(results: pd.DataFrame, context: ReportContext, out_dir: Path, *, figures_enabled: bool = True) -> Path:
     """Write ``report.md`` (and ``figures/*.png``) into ``out_dir``; figure links are relative."""
     out_dir = Path(out_dir)
-    paths = draw_figures(results, context, out_dir / "figures") if figures_enabled else {}
+    tables = report_tables(results, context.baseline_model)
+    paths = draw_figures(results, context, out_dir / "figures", tables=tables) if figures_enabled else {}
     relative = {k: p.relative_to(out_dir) for k, p in paths.items()}
-    return write_text(out_dir / "report.md", render_report(results, context, relative))
+    return write_text(out_dir / "report.md", render_report(results, context, relative, tables=tables))
