@@ -24,9 +24,13 @@ def test_two_single_model_runs_combine_into_one_report(tmp_path, shared_cache):
     assert "## fixture-LFM2-tiny: ndcg@10" in text and "## fixture-ModernBERT-tiny: ndcg@10" in text
     # The runs' own baseline setting (the smoke experiment's) gives the delta table.
     assert "Delta: fixture-LFM2-tiny minus fixture-ModernBERT-tiny" in text
-    combined = pd.read_csv(out / "results.csv")
-    separate = pd.concat([pd.read_csv(tmp_path / name / "results.csv") for name in ("lfm2", "mbert")])
-    assert len(combined) == len(separate)
+    # Combining changes no value: the combined table is the two runs' tables, row for row.
+    combined = pd.read_parquet(out / "results.parquet")
+    separate = pd.concat([pd.read_parquet(tmp_path / name / "results.parquet") for name in ("lfm2", "mbert")])
+    keys = [c for c in combined.columns if c != "value"]
+    combined, separate = (f.astype({k: str for k in keys}).sort_values(keys).reset_index(drop=True)
+                          for f in (combined, separate))
+    pd.testing.assert_frame_equal(combined, separate)
     assert set(combined["model"]) == {"fixture-LFM2-tiny", "fixture-ModernBERT-tiny"}
     assert len(list((out / "figures").glob("*.png"))) == 3
 
