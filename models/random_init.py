@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
+from models.colbert import dtype_name
 from models.projection import DenseConfig, DenseStack
+from nanobeir_ext.protocol import ModelLabel
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +140,14 @@ class RandomInitColBERT:
     device: str
     dtype: torch.dtype
     parameters: ParameterCount = field(init=False)
+    info: ModelLabel = field(init=False)  # weights "random-init", source "architecture:<model_type>"
     _extra_forward_args: dict[str, Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.parameters = parameter_count(self.backbone, self.dense)
+        self.info = ModelLabel(name=self.name, source=f"architecture:{self.architecture.model_type}", revision=None,
+                               weights="random-init", dtype=dtype_name(self.dtype),
+                               device=str(self.device), parameters=self.parameters.total)
         # Encoding never decodes: no KV/conv cache (LFM2 would allocate one per forward).
         accepts_cache = "use_cache" in inspect.signature(self.backbone.forward).parameters
         self._extra_forward_args = {"use_cache": False} if accepts_cache else {}

@@ -1,13 +1,23 @@
 """The one switch from a configured model (fixture, local folder or hub id) to an encoder; every runner uses it."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nanobeir_ext.protocol import EncoderRequest
 
-__all__ = ["EncoderRequest", "fixture_models_dir", "load_encoder"]
+if TYPE_CHECKING:
+    from models.random_init import Architecture
+
+__all__ = ["EncoderRequest", "WEIGHT_MODES", "fixture_models_dir", "load_encoder", "load_for_timing"]
+
+log = logging.getLogger(__name__)
+
+# For timing: "auto" = real weights if they load offline, else random-init; "real" = fail if not; "random".
+WEIGHT_MODES: tuple[str, ...] = ("auto", "real", "random")
 
 
 def fixture_models_dir(cache_dir: Path) -> Path:
@@ -38,3 +48,44 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
             raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
         return load_colbert(str(request.path), **options)
     return load_colbert(request.source, revision=request.revision, local_files_only=local_files_only, **options)
+
+
+def load_for_timing(request: EncoderRequest, architecture: Architecture | None, *, weights: str, device: str,
+                    dtype: torch.dtype, cache_dir: Path, attn_implementation: str, seed: int = 0) -> Any:
+    """An encoder to time (it has ``info``, ``backbone``, ``dense`` and ``forward_tokens``).
+
+    Real weights when ``weights`` allows and they load without the network (fixture, local
+    folder or Hugging Face cache); otherwise a full-size random-init model of ``architecture``,
+    with one warning line saying why. A fixture is random-init already: it always loads.
+    """
+    if weights not in WEIGHT_MODES:
+        raise ValueError(f"latency.weights {weights!r}; valid choices: {list(WEIGHT_MODES)}")
+    if weights != "random" or request.fixture:
+        try:
+            return load_encoder(request, device=device, dtype=dtype, cache_dir=cache_dir, local_files_only=True,
+                                attn_implementation=attn_implementation)
+        except (OSError, ValueError, RuntimeError) as error:  # ModelUnavailableError, missing/broken files
+            if weights == "real":
+                raise
+            log.warning("%s: real weights not loadable offline (%s: %s); timing a random-init model of the same "
+                        "architecture", request.name, type(error).__name__, _first_sentence(error))
+    return build_random(request.name, architecture, device=device, dtype=dtype,
+                        attn_implementation=attn_implementation, seed=seed)
+
+
+def build_random(name: str, architecture: Architecture | None, *, device: str, dtype: torch.dtype,
+                 attn_implementation: str, seed: int = 0) -> Any:
+    """A full-size random-init model of ``architecture`` (its parameter count checked against the published one)."""
+    from models.random_init import build_random_colbert, check_published_count, count_parameters
+
+    if architecture is None:
+        raise ValueError(f"model {name!r} has no architecture config to build a random-init model from; "
+                         "set model.architecture (configs/architecture/*.yaml) or latency.weights=real")
+    log.info("%s: %s", name, check_published_count(architecture, count_parameters(architecture)))
+    return build_random_colbert(architecture, name=name, device=device, dtype=dtype,
+                                attn_implementation=attn_implementation, seed=seed)
+
+
+def _first_sentence(error: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(error).split())
+    return text.split(". ")[0][:limit]

@@ -1,33 +1,24 @@
 """The latency report: candidate/baseline throughput ratios, the verdict, figures, latency.md.
 
-Everything renders from the two tables the runner writes (latency.csv, maxsim_latency.csv)
-plus a :class:`LatencyContext` naming the hardware and what produced the numbers.
+:func:`compare_throughput` computes the ratios and the verdict once; the markdown and the
+runner's log line both read them. Everything else renders from the two tables the runner
+writes (latency.csv, maxsim_latency.csv) and a :class:`LatencyContext` naming the hardware
+and the models (their :class:`~nanobeir_ext.protocol.ModelLabel`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from nanobeir_ext.atomic import write_text  # noqa: E402
-from nanobeir_ext.reporting.figures import save_figure  # noqa: E402
-from nanobeir_ext.reporting.tables import markdown_table  # noqa: E402
+from nanobeir_ext.atomic import write_text
+from nanobeir_ext.protocol import PLURAL, ModelLabel
+from nanobeir_ext.reporting.figures import pyplot, save_figure
+from nanobeir_ext.reporting.tables import format_fixed, format_magnitude, markdown_table
 
 FIGURE_NAME = "throughput_vs_batch_size.png"
-PLURAL = {"query": "queries", "document": "documents"}
-
-
-@dataclass(frozen=True)
-class ModelNote:
-    name: str
-    weights: str  # "real" / "random-init"
-    parameters: int
-    source: str  # hub id, folder, or "configs/architecture/<name>.yaml"
 
 
 @dataclass(frozen=True)
@@ -37,10 +28,7 @@ class LatencyContext:
     dtype: str
     threads: int
     peak_flops: float  # measured dense matmul FLOP/s in this run
-    candidate: str  # model whose claim is checked (LFM2-ColBERT-350M)
-    baseline: str  # model it is compared with (GTE-ModernColBERT-v1)
-    on_par_threshold: float = 0.9
-    models: tuple[ModelNote, ...] = ()
+    models: tuple[ModelLabel, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -51,6 +39,36 @@ class LatencyContext:
     @property
     def label(self) -> str:
         return f"{self.hardware} · {self.device} · {self.dtype} · weights={self.weights_label}"
+
+
+@dataclass(frozen=True, eq=False)
+class ThroughputComparison:
+    """The claim check, computed once: candidate/baseline texts-per-second ratios and verdicts."""
+
+    candidate: str  # model whose claim is checked (LFM2-ColBERT-350M)
+    baseline: str  # model it is compared with (GTE-ModernColBERT-v1)
+    threshold: float  # on par = every ratio >= this
+    ratios: pd.DataFrame  # from each setting's median call
+    verdict: str
+    fastest_ratios: pd.DataFrame | None = None  # from each setting's fastest call (robustness check)
+    fastest_verdict: str | None = None
+
+
+def hardware_label(environment: Mapping[str, Any], threads: int, device: str) -> str:
+    name = environment.get("hardware", {}).get("name") or "unknown hardware"
+    return name if device.startswith("cuda") else f"{name}, {threads} threads"
+
+
+def compare_throughput(latency: pd.DataFrame, candidate: str, baseline: str, threshold: float) -> ThroughputComparison:
+    """Ratios and verdict from the median calls, and the same from the fastest calls when recorded."""
+    ratios = throughput_ratios(latency, candidate, baseline)
+    fastest = None
+    if "min_ms" in latency.columns and not ratios.empty:
+        fastest = throughput_ratios(latency, candidate, baseline, fastest=True)
+    return ThroughputComparison(
+        candidate=candidate, baseline=baseline, threshold=threshold, ratios=ratios,
+        verdict=verdict(ratios, candidate, baseline, threshold), fastest_ratios=fastest,
+        fastest_verdict=None if fastest is None else verdict(fastest, candidate, baseline, threshold))
 
 
 def throughput_ratios(latency: pd.DataFrame, candidate: str, baseline: str, *, fastest: bool = False) -> pd.DataFrame:
@@ -82,7 +100,7 @@ def verdict(ratios: pd.DataFrame, candidate: str, baseline: str, threshold: floa
         return (f"**on par**: {candidate} reaches at least {threshold:.2f}x the throughput of {baseline} in every "
                 f"measured setting ({spread}).")
     return (f"**not on par**: {candidate}/{baseline} throughput is below {threshold:.2f} in {len(below)} of "
-            f"{len(ratios)} settings ({spread}; lowest {worst['ratio']:.2f} for {PLURAL.get(worst['role'], worst['role'])} of "
+            f"{len(ratios)} settings ({spread}; lowest {worst['ratio']:.2f} for {PLURAL[worst['role']]} of "
             f"{int(worst['seq_len'])} tokens at batch size {int(worst['batch_size'])}).")
 
 
@@ -100,7 +118,7 @@ def ratio_table(ratios: pd.DataFrame) -> pd.DataFrame:
 def draw_throughput_figure(latency: pd.DataFrame, path: Path, *, subtitle: str) -> Path:
     """Texts/s vs batch size (log2 x), every model on each panel: queries left, documents right."""
     roles = [r for r in ("query", "document") if r in set(latency["role"])]
-    fig, axes = plt.subplots(1, len(roles), figsize=(6.0 * len(roles), 4.4), dpi=120, squeeze=False)
+    fig, axes = pyplot().subplots(1, len(roles), figsize=(6.0 * len(roles), 4.4), dpi=120, squeeze=False)
     styles = ["-", "--", ":", "-."]
     models = list(dict.fromkeys(latency["model"]))
     colors = {name: f"C{i}" for i, name in enumerate(models)}
@@ -128,27 +146,15 @@ def draw_throughput_figure(latency: pd.DataFrame, path: Path, *, subtitle: str) 
     return save_figure(fig, path)
 
 
-def _fmt(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():  # counts upcast to float by a numeric row
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}" if abs(value) >= 10_000 else str(value)
-    if isinstance(value, float):
-        if value >= 100:
-            return f"{value:,.0f}"
-        return f"{value:.3g}" if value < 1 else f"{value:.2f}"
-    return str(value)
-
-
 def _ratio(value: object) -> str:
-    return "–" if value is None or pd.isna(value) else f"{float(value):.2f}"
+    return format_fixed(value, 2)
 
 
 def render_latency_markdown(latency: pd.DataFrame, maxsim: pd.DataFrame, context: LatencyContext,
-                            figure: Path | None = None) -> str:
-    ratios = throughput_ratios(latency, context.candidate, context.baseline)
+                            comparison: ThroughputComparison, figure: Path | None = None) -> str:
+    c = comparison
     lines = [
-        f"# Encoding throughput: {context.candidate} vs {context.baseline}",
+        f"# Encoding throughput: {c.candidate} vs {c.baseline}",
         "",
         f"Hardware: **{context.hardware}** ({context.device}, {context.dtype}, {context.threads} threads). "
         f"Weights: **{context.weights_label}**.",
@@ -159,22 +165,21 @@ def render_latency_markdown(latency: pd.DataFrame, maxsim: pd.DataFrame, context
                   "Dense projection) with random weights: throughput does not depend on weight values, "
                   "retrieval quality does (none is measured here).", ""]
     lines += ["## Models", ""]
-    lines += [f"- {m.name}: weights **{m.weights}**, {m.parameters:,} parameters, from `{m.source}`" for m in context.models]
+    lines += [f"- {m.name}: weights **{m.weights}**, {m.parameters or 0:,} parameters, from `{m.source}`"
+              for m in context.models]
     lines += ["", "## Verdict on the claim", "",
-              f"Claim (model card): {context.candidate} has throughput on par with {context.baseline} for query and "
-              f"document encoding across batch sizes. Threshold: on par = {context.candidate}/{context.baseline} "
-              f"texts-per-second ratio >= {context.on_par_threshold:.2f} in every measured setting.", "",
-              verdict(ratios, context.candidate, context.baseline, context.on_par_threshold), "",
-              f"## Throughput ratio {context.candidate} / {context.baseline} (texts/s)", ""]
-    if not ratios.empty:
-        lines += [markdown_table(ratio_table(ratios), index_label="batch size", formatter=_ratio), ""]
-    if "min_ms" in latency.columns and not ratios.empty:
-        fastest = throughput_ratios(latency, context.candidate, context.baseline, fastest=True)
+              f"Claim (model card): {c.candidate} has throughput on par with {c.baseline} for query and "
+              f"document encoding across batch sizes. Threshold: on par = {c.candidate}/{c.baseline} "
+              f"texts-per-second ratio >= {c.threshold:.2f} in every measured setting.", "",
+              c.verdict, "",
+              f"## Throughput ratio {c.candidate} / {c.baseline} (texts/s)", ""]
+    if not c.ratios.empty:
+        lines += [markdown_table(ratio_table(c.ratios), index_label="batch size", formatter=_ratio), ""]
+    if c.fastest_ratios is not None:
         lines += ["Robustness check on a shared machine: the same ratio from each setting's fastest call (the one "
                   "least disturbed by other processes; the verdict above uses the median).", "",
-                  markdown_table(ratio_table(fastest), index_label="batch size", formatter=_ratio), "",
-                  "From the fastest calls: " + verdict(fastest, context.candidate, context.baseline,
-                                                       context.on_par_threshold), ""]
+                  markdown_table(ratio_table(c.fastest_ratios), index_label="batch size", formatter=_ratio), "",
+                  f"From the fastest calls: {c.fastest_verdict}", ""]
     lines += ["## Measured peak", "",
               f"Dense matmul peak measured in this run: **{context.peak_flops / 1e9:,.1f} GFLOP/s** ({context.dtype}, "
               f"{context.device}). `peak_fraction` = model FLOPs per token x tokens/s / this peak; model FLOPs = "
@@ -184,12 +189,12 @@ def render_latency_markdown(latency: pd.DataFrame, maxsim: pd.DataFrame, context
     columns = ["model", "role", "seq_len", "batch_size", "texts_per_s", "tokens_per_s", "p50_ms", "p95_ms", "min_ms",
                "peak_fraction", "repeats", "weights"]
     shown = latency[[c for c in columns if c in latency.columns]]
-    lines += [markdown_table(shown, include_index=False, formatter=_fmt), ""]
+    lines += [markdown_table(shown, include_index=False, formatter=format_magnitude), ""]
     if not maxsim.empty:
         lines += ["## MaxSim (one query against N documents, exact top-k, float32 vectors)", ""]
         lines += [markdown_table(maxsim[["n_documents", "query_tokens", "document_tokens", "dim", "k", "p50_ms", "p95_ms",
                                          "documents_per_s", "gflops_per_s", "peak_fraction", "device"]],
-                                 include_index=False, formatter=_fmt), ""]
+                                 include_index=False, formatter=format_magnitude), ""]
     if figure is not None:
         lines += ["## Figure", "", f"![throughput vs batch size](figures/{figure.name})", ""]
     if context.notes:
@@ -197,11 +202,11 @@ def render_latency_markdown(latency: pd.DataFrame, maxsim: pd.DataFrame, context
     return "\n".join(lines)
 
 
-def write_latency_report(latency: pd.DataFrame, maxsim: pd.DataFrame, context: LatencyContext, out_dir: Path,
-                         *, figures_enabled: bool = True) -> Path:
+def write_latency_report(latency: pd.DataFrame, maxsim: pd.DataFrame, context: LatencyContext,
+                         comparison: ThroughputComparison, out_dir: Path, *, figures_enabled: bool = True) -> Path:
     """``out_dir/latency.md`` and ``out_dir/figures/throughput_vs_batch_size.png``."""
     out_dir = Path(out_dir)
     figure = None
     if figures_enabled and not latency.empty:
         figure = draw_throughput_figure(latency, out_dir / "figures" / FIGURE_NAME, subtitle=context.label)
-    return write_text(out_dir / "latency.md", render_latency_markdown(latency, maxsim, context, figure))
+    return write_text(out_dir / "latency.md", render_latency_markdown(latency, maxsim, context, comparison, figure))

@@ -21,8 +21,8 @@ Conventions (stated once, used everywhere)
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,22 +30,24 @@ import torch
 from tqdm.auto import tqdm
 
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
+from nanobeir_ext.protocol import PLURAL, ModelLabel, Role
 
-Role = str  # "query" | "document"
 # A model forward on a tokenized batch ({"input_ids", "attention_mask"}) returning token vectors:
 # ColBERTEncoder.forward_tokens and RandomInitColBERT.forward_tokens.
 TokenForward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
-LATENCY_COLUMNS: tuple[str, ...] = (
-    "model", "role", "batch_size", "seq_len", "texts_per_s", "tokens_per_s", "p50_ms", "p95_ms",
-    "device", "dtype", "weights",
-    # extra columns, after the required ones
-    "peak_fraction", "gflops_per_s", "flops_per_token", "mean_ms", "min_ms", "repeats", "parameters",
-)
-MAXSIM_COLUMNS: tuple[str, ...] = (
-    "n_documents", "query_tokens", "document_tokens", "dim", "k", "p50_ms", "p95_ms", "documents_per_s",
-    "gflops_per_s", "peak_fraction", "device", "dtype", "min_ms", "repeats",
-)
+
+class TimedEncoder(Protocol):
+    """What the encoder sweep needs: a label, the modules it counts FLOPs of, and the forward it times.
+
+    Implemented by ``models.colbert.ColBERTEncoder`` and ``models.random_init.RandomInitColBERT``.
+    """
+
+    info: ModelLabel
+    backbone: Any  # a transformers base model (its ``config`` gives vocabulary size and positions)
+    dense: torch.nn.Module
+
+    def forward_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,46 @@ class MaxSimLatency:
     repeats: int
 
 
+def column_names(record_type: type) -> tuple[str, ...]:
+    """A record type's fields, in order: the columns of the table its rows make."""
+    return tuple(f.name for f in fields(record_type))
+
+
+# The one schema of latency.csv and maxsim_latency.csv: the record types above, in field order.
+# The first eleven latency columns are those every reader requires (nanobeir_ext.outputs.folders).
+LATENCY_COLUMNS: tuple[str, ...] = column_names(EncodeLatency)
+MAXSIM_COLUMNS: tuple[str, ...] = column_names(MaxSimLatency)
+
+
+@dataclass(frozen=True)
+class EncodingSweep:
+    """Which settings one encoder is timed at: (role, length) pairs x power-of-two batch sizes."""
+
+    lengths: tuple[tuple[Role, int], ...]  # e.g. (("query", 32), ("document", 256), ("document", 512))
+    max_batch_size: int
+    max_batch_tokens: int | None = None  # optional cap on batch_size x length (batch size 1 always runs)
+    policy: TimingPolicy = TimingPolicy()
+    seed: int = 0  # synthetic token ids
+
+    def batch_sizes(self, seq_len: int) -> tuple[int, ...]:
+        sizes = power_of_two_batch_sizes(self.max_batch_size)
+        if self.max_batch_tokens is None:
+            return sizes
+        return tuple(b for b in sizes if b == 1 or b * seq_len <= self.max_batch_tokens)
+
+
+@dataclass(frozen=True)
+class MaxSimSetting:
+    """One query of ``query_tokens`` vectors scored against ``n_documents`` of ``document_tokens``."""
+
+    n_documents: int
+    query_tokens: int
+    document_tokens: int
+    dim: int
+    k: int
+    chunk_tokens: int | None = None  # None: retrieval's per-device default
+
+
 def attention_windows(config: object) -> tuple[int | None, ...]:
     """Per attention layer of a transformers config: None (attends to the whole sequence) or its window.
 
@@ -225,29 +267,54 @@ def synthetic_batch(batch_size: int, seq_len: int, vocab_size: int, *, device: s
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-def measure_encoding(forward: TokenForward, *, model: str, role: Role, seq_len: int, batch_sizes: Sequence[int],
-                     vocab_size: int, flops: ModelFlops, peak_flops: float, device: str, dtype: str, weights: str,
-                     parameters: int, policy: TimingPolicy, seed: int = 0,
-                     progress: bool = True) -> list[EncodeLatency]:
-    """Time ``forward`` on synthetic batches of exactly ``seq_len`` tokens, one row per batch size."""
+def measure_encoding(forward: TokenForward, label: ModelLabel, *, role: Role, seq_len: int,
+                     batch_sizes: Sequence[int], vocab_size: int, flops: ModelFlops, peak_flops: float,
+                     policy: TimingPolicy, seed: int = 0, progress: bool = True) -> list[EncodeLatency]:
+    """Time ``forward`` on synthetic batches of exactly ``seq_len`` tokens, one row per batch size;
+    ``label`` names the model on every row (name, device, dtype, weights, parameters)."""
     if peak_flops <= 0:
         raise ValueError(f"peak_flops must be positive, got {peak_flops}")
-    synchronize = synchronizer(device)
+    synchronize = synchronizer(label.device)
     flops_per_token = flops.per_token(seq_len)
     rows = []
-    for batch_size in tqdm(batch_sizes, desc=f"{model} {role} x{seq_len}", disable=not progress, unit="batch size"):
-        batch = synthetic_batch(batch_size, seq_len, vocab_size, device=device, seed=seed)
+    for batch_size in tqdm(batch_sizes, desc=f"{label.name} {role} x{seq_len}", disable=not progress,
+                           unit="batch size"):
+        batch = synthetic_batch(batch_size, seq_len, vocab_size, device=label.device, seed=seed)
         with torch.inference_mode():
             stats = time_calls(lambda: forward(batch), policy, synchronize)
         tokens_per_s = batch_size * seq_len / stats.p50_s
         achieved = flops_per_token * tokens_per_s
         rows.append(EncodeLatency(
-            model=model, role=role, batch_size=batch_size, seq_len=seq_len,
+            model=label.name, role=role, batch_size=batch_size, seq_len=seq_len,
             texts_per_s=batch_size / stats.p50_s, tokens_per_s=tokens_per_s,
-            p50_ms=1e3 * stats.p50_s, p95_ms=1e3 * stats.p95_s, device=device, dtype=dtype, weights=weights,
-            peak_fraction=achieved / peak_flops, gflops_per_s=achieved / 1e9, flops_per_token=flops_per_token,
-            mean_ms=1e3 * stats.mean_s, min_ms=1e3 * stats.min_s, repeats=len(stats.seconds), parameters=parameters))
+            p50_ms=1e3 * stats.p50_s, p95_ms=1e3 * stats.p95_s, device=label.device, dtype=label.dtype,
+            weights=label.weights, peak_fraction=achieved / peak_flops, gflops_per_s=achieved / 1e9,
+            flops_per_token=flops_per_token, mean_ms=1e3 * stats.mean_s, min_ms=1e3 * stats.min_s,
+            repeats=len(stats.seconds), parameters=int(label.parameters or 0)))
     return rows
+
+
+def sweep_encoder(encoder: TimedEncoder, sweep: EncodingSweep, *, peak_flops: float,
+                  progress: bool = True) -> list[EncodeLatency]:
+    """Every (role, length) of ``sweep`` at every batch size it allows, for one encoder."""
+    config = encoder.backbone.config
+    max_positions = getattr(config, "max_position_embeddings", None)
+    flops = model_flops(encoder.backbone, encoder.dense)
+    rows: list[EncodeLatency] = []
+    for role, seq_len in sweep.lengths:
+        if max_positions is not None and seq_len > max_positions:
+            raise ValueError(f"{encoder.info.name}: {PLURAL[role]} of {seq_len} tokens exceed its {max_positions} "
+                             "positions; lower latency.query_length / latency.document_lengths")
+        rows += measure_encoding(encoder.forward_tokens, encoder.info, role=role, seq_len=seq_len,
+                                 batch_sizes=sweep.batch_sizes(seq_len), vocab_size=int(config.vocab_size),
+                                 flops=flops, peak_flops=peak_flops, policy=sweep.policy, seed=sweep.seed,
+                                 progress=progress)
+    return rows
+
+
+def rescale_peak_fraction(latency: pd.DataFrame, measured_with: float, peak: float) -> pd.DataFrame:
+    """``peak_fraction`` recomputed against ``peak`` for rows computed against ``measured_with``."""
+    return latency.assign(peak_fraction=latency["peak_fraction"] * measured_with / peak)
 
 
 def random_unit_vectors(n: int, dim: int, *, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -264,10 +331,9 @@ def synthetic_embeddings(n_texts: int, tokens: int, dim: int, *, seed: int, pref
     return RaggedEmbeddings(ids=tuple(f"{prefix}{i}" for i in range(n_texts)), vectors=vectors, offsets=offsets)
 
 
-def measure_maxsim(*, n_documents: int, query_tokens: int, document_tokens: int, dim: int, k: int,
-                   peak_flops: float, device: str, policy: TimingPolicy, chunk_tokens: int | None = None,
+def measure_maxsim(setting: MaxSimSetting, *, peak_flops: float, device: str, policy: TimingPolicy,
                    seed: int = 0) -> MaxSimLatency:
-    """Time exact MaxSim top-k of one query against ``n_documents`` documents (float32 vectors).
+    """Time exact MaxSim top-k of one query against ``setting.n_documents`` documents (float32 vectors).
 
     Timed: :func:`nanobeir_ext.retrieval.maxsim.maxsim_topk` end to end, with the document vectors
     already on ``device`` (a resident index, as in serving) and the query's copied in the
@@ -275,24 +341,22 @@ def measure_maxsim(*, n_documents: int, query_tokens: int, document_tokens: int,
     """
     from nanobeir_ext.retrieval.maxsim import maxsim_topk
 
-    if min(n_documents, query_tokens, document_tokens, dim, k) < 1:
+    s = setting
+    if min(s.n_documents, s.query_tokens, s.document_tokens, s.dim, s.k) < 1:
         raise ValueError("n_documents, query_tokens, document_tokens, dim and k must all be positive")
-    queries = synthetic_embeddings(1, query_tokens, dim, seed=seed, prefix="q")
-    documents = synthetic_embeddings(n_documents, document_tokens, dim, seed=seed + 1, prefix="d")
+    queries = synthetic_embeddings(1, s.query_tokens, s.dim, seed=seed, prefix="q")
+    documents = synthetic_embeddings(s.n_documents, s.document_tokens, s.dim, seed=seed + 1, prefix="d")
     documents = RaggedEmbeddings(ids=documents.ids, vectors=documents.vectors.to(device), offsets=documents.offsets)
-    stats = time_calls(lambda: maxsim_topk(queries, documents, k, device=device, chunk_tokens=chunk_tokens),
+    stats = time_calls(lambda: maxsim_topk(queries, documents, s.k, device=device, chunk_tokens=s.chunk_tokens),
                        policy, synchronizer(device))
-    flops = 2.0 * query_tokens * n_documents * document_tokens * dim
+    flops = 2.0 * s.query_tokens * s.n_documents * s.document_tokens * s.dim
     return MaxSimLatency(
-        n_documents=n_documents, query_tokens=query_tokens, document_tokens=document_tokens, dim=dim, k=k,
-        p50_ms=1e3 * stats.p50_s, p95_ms=1e3 * stats.p95_s, documents_per_s=n_documents / stats.p50_s,
+        n_documents=s.n_documents, query_tokens=s.query_tokens, document_tokens=s.document_tokens, dim=s.dim, k=s.k,
+        p50_ms=1e3 * stats.p50_s, p95_ms=1e3 * stats.p95_s, documents_per_s=s.n_documents / stats.p50_s,
         gflops_per_s=flops / stats.p50_s / 1e9, peak_fraction=flops / stats.p50_s / peak_flops,
         device=device, dtype="float32", min_ms=1e3 * stats.min_s, repeats=len(stats.seconds))
 
 
-def records_frame(records: Iterable[object], columns: Sequence[str]) -> pd.DataFrame:
-    """Records as a table with ``columns`` first, in that order."""
-    frame = pd.DataFrame([asdict(r) for r in records])  # type: ignore[call-overload]
-    if frame.empty:
-        return pd.DataFrame(columns=list(columns))
-    return frame[list(columns) + [c for c in frame.columns if c not in columns]]
+def records_frame(records: Iterable[object], record_type: type) -> pd.DataFrame:
+    """Records of ``record_type`` as a table, one column per field, in field order."""
+    return pd.DataFrame([asdict(r) for r in records], columns=list(column_names(record_type)))  # type: ignore[call-overload]

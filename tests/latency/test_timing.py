@@ -9,9 +9,14 @@ import pytest
 import torch
 from transformers import AutoModel, Lfm2Config, ModernBertConfig
 
+from nanobeir_ext.protocol import ModelLabel
 from nanobeir_ext.latency.timing import (
     LATENCY_COLUMNS,
     MAXSIM_COLUMNS,
+    EncodeLatency,
+    EncodingSweep,
+    MaxSimLatency,
+    MaxSimSetting,
     ModelFlops,
     TimingPolicy,
     TimingStats,
@@ -21,13 +26,14 @@ from nanobeir_ext.latency.timing import (
     model_flops,
     power_of_two_batch_sizes,
     records_frame,
+    sweep_encoder,
     synchronizer,
     synthetic_batch,
     time_calls,
 )
 from nanobeir_ext.latency.report import (
     LatencyContext,
-    ModelNote,
+    compare_throughput,
     ratio_table,
     render_latency_markdown,
     throughput_ratios,
@@ -128,6 +134,11 @@ def test_model_flops_of_a_backbone_excludes_the_embedding_table_and_adds_dense()
 
 
 # -- measurements ---------------------------------------------------------------------------------
+def label(name: str = "m", weights: str = "random-init", parameters: int = 123) -> ModelLabel:
+    return ModelLabel(name=name, source="architecture:test", revision=None, weights=weights, dtype="float32",
+                      device="cpu", parameters=parameters)
+
+
 def test_measure_encoding_rows_follow_from_the_timings():
     seen: list[tuple[int, ...]] = []
 
@@ -137,9 +148,8 @@ def test_measure_encoding_rows_follow_from_the_timings():
 
     flops = ModelFlops(matmul_parameters=10_000, attention_width=8, attention_windows=(None,))
     policy = TimingPolicy(warmup=1, min_repeats=3, max_repeats=3, min_time_s=0.0)
-    rows = measure_encoding(forward, model="m", role="document", seq_len=12, batch_sizes=(1, 4), vocab_size=30,
-                            flops=flops, peak_flops=1e9, device="cpu", dtype="float32", weights="random-init",
-                            parameters=123, policy=policy, progress=False)
+    rows = measure_encoding(forward, label(), role="document", seq_len=12, batch_sizes=(1, 4), vocab_size=30,
+                            flops=flops, peak_flops=1e9, policy=policy, progress=False)
     assert [r.batch_size for r in rows] == [1, 4]
     assert set(seen) == {(1, 12), (4, 12)} and len(seen) == 2 * (1 + 3)
     for row in rows:
@@ -150,40 +160,61 @@ def test_measure_encoding_rows_follow_from_the_timings():
         assert row.peak_fraction == pytest.approx(row.flops_per_token * row.tokens_per_s / 1e9)
         assert row.p95_ms >= row.p50_ms >= row.min_ms > 0 and row.repeats == 3
         assert (row.weights, row.device, row.dtype, row.role, row.seq_len) == ("random-init", "cpu", "float32", "document", 12)
+        assert (row.model, row.parameters) == ("m", 123)
 
 
 def test_measure_encoding_rejects_a_non_positive_peak():
     flops = ModelFlops(1, 1, ())
     with pytest.raises(ValueError, match="peak_flops"):
-        measure_encoding(lambda b: b, model="m", role="query", seq_len=2, batch_sizes=(1,), vocab_size=3, flops=flops,
-                         peak_flops=0.0, device="cpu", dtype="float32", weights="real", parameters=1,
-                         policy=TimingPolicy(), progress=False)
+        measure_encoding(lambda b: b, label(), role="query", seq_len=2, batch_sizes=(1,), vocab_size=3, flops=flops,
+                         peak_flops=0.0, policy=TimingPolicy(), progress=False)
 
 
 def test_measure_maxsim_times_one_query_against_n_documents():
     policy = TimingPolicy(warmup=1, min_repeats=2, max_repeats=2, min_time_s=0.0)
-    row = measure_maxsim(n_documents=40, query_tokens=8, document_tokens=16, dim=32, k=5, peak_flops=1e10,
-                         device="cpu", policy=policy)
+    row = measure_maxsim(MaxSimSetting(n_documents=40, query_tokens=8, document_tokens=16, dim=32, k=5),
+                         peak_flops=1e10, device="cpu", policy=policy)
     assert row.n_documents == 40 and row.repeats == 2 and row.k == 5
     assert row.documents_per_s == pytest.approx(40 / (row.p50_ms / 1e3))
     flops = 2 * 8 * 40 * 16 * 32
     assert row.gflops_per_s == pytest.approx(flops / (row.p50_ms / 1e3) / 1e9)
     assert row.peak_fraction == pytest.approx(row.gflops_per_s * 1e9 / 1e10)
     with pytest.raises(ValueError, match="positive"):
-        measure_maxsim(n_documents=0, query_tokens=8, document_tokens=16, dim=32, k=5, peak_flops=1e10,
-                       device="cpu", policy=policy)
+        measure_maxsim(MaxSimSetting(n_documents=0, query_tokens=8, document_tokens=16, dim=32, k=5),
+                       peak_flops=1e10, device="cpu", policy=policy)
 
 
 def test_records_frame_puts_the_required_columns_first():
     flops = ModelFlops(100, 4, (None,))
-    rows = measure_encoding(lambda b: b["input_ids"], model="m", role="query", seq_len=4, batch_sizes=(1,),
-                            vocab_size=5, flops=flops, peak_flops=1e9, device="cpu", dtype="float32", weights="real",
-                            parameters=1, policy=TimingPolicy(warmup=0, min_repeats=1, max_repeats=1, min_time_s=0),
-                            progress=False)
-    frame = records_frame(rows, LATENCY_COLUMNS)
+    rows = measure_encoding(lambda b: b["input_ids"], label(weights="real"), role="query", seq_len=4, batch_sizes=(1,),
+                            vocab_size=5, flops=flops, peak_flops=1e9,
+                            policy=TimingPolicy(warmup=0, min_repeats=1, max_repeats=1, min_time_s=0), progress=False)
+    frame = records_frame(rows, EncodeLatency)
+    assert list(frame.columns) == list(LATENCY_COLUMNS)
     assert list(frame.columns[:11]) == ["model", "role", "batch_size", "seq_len", "texts_per_s", "tokens_per_s",
                                         "p50_ms", "p95_ms", "device", "dtype", "weights"]
-    assert list(records_frame([], MAXSIM_COLUMNS).columns) == list(MAXSIM_COLUMNS)
+    assert list(records_frame([], MaxSimLatency).columns) == list(MAXSIM_COLUMNS)
+
+
+def test_sweep_batch_sizes_respect_the_token_cap():
+    assert EncodingSweep((), 64).batch_sizes(32) == (1, 2, 4, 8, 16, 32, 64)
+    assert EncodingSweep((), 64, max_batch_tokens=2048).batch_sizes(512) == (1, 2, 4)
+    assert EncodingSweep((), 64, max_batch_tokens=2048).batch_sizes(4096) == (1,)  # one text always runs
+
+
+def test_sweep_encoder_times_every_length_and_refuses_lengths_beyond_the_positions():
+    from models.random_init import Architecture, build_random_colbert
+    from tests.models.architectures import TINY_LFM2
+
+    encoder = build_random_colbert(Architecture.from_mapping(TINY_LFM2), name="tiny")
+    policy = TimingPolicy(warmup=0, min_repeats=1, max_repeats=1, min_time_s=0)
+    rows = sweep_encoder(encoder, EncodingSweep((("query", 8), ("document", 16)), 2, policy=policy), peak_flops=1e12,
+                         progress=False)
+    assert [(r.role, r.seq_len, r.batch_size) for r in rows] == [("query", 8, 1), ("query", 8, 2),
+                                                                 ("document", 16, 1), ("document", 16, 2)]
+    assert {(r.model, r.weights, r.parameters) for r in rows} == {("tiny", "random-init", encoder.parameters.total)}
+    with pytest.raises(ValueError, match="documents of 300 tokens exceed its 256 positions"):
+        sweep_encoder(encoder, EncodingSweep((("document", 300),), 1, policy=policy), peak_flops=1e12, progress=False)
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -201,8 +232,7 @@ def _latency_table(ratios: dict[tuple[str, int, int], float]) -> pd.DataFrame:
 
 def _context(**changes) -> LatencyContext:
     values = dict(hardware="Test CPU, 2 threads", device="cpu", dtype="float32", threads=2, peak_flops=2e11,
-                  candidate="LFM2", baseline="GTE", on_par_threshold=0.9,
-                  models=(ModelNote("LFM2", "random-init", 353_453_824, "arch"), ModelNote("GTE", "random-init", 149_114_112, "arch")))
+                  models=(label("LFM2", parameters=353_453_824), label("GTE", parameters=149_114_112)))
     values.update(changes)
     return LatencyContext(**values)
 
@@ -241,7 +271,9 @@ def test_report_is_labelled_with_hardware_weights_peak_and_threshold(tmp_path):
     table = _latency_table({("query", 32, 1): 0.5, ("document", 256, 1): 1.5, ("document", 256, 2): 1.4})
     maxsim = pd.DataFrame([dict(n_documents=10, query_tokens=32, document_tokens=256, dim=128, k=5, p50_ms=1.0,
                                 p95_ms=2.0, documents_per_s=1e4, gflops_per_s=21.0, peak_fraction=0.1, device="cpu")])
-    path = write_latency_report(table, maxsim, _context(), tmp_path)
+    comparison = compare_throughput(table, "LFM2", "GTE", 0.9)
+    assert comparison.verdict.startswith("**not on par**") and comparison.fastest_verdict.startswith("**on par**")
+    path = write_latency_report(table, maxsim, _context(), comparison, tmp_path)
     text = path.read_text()
     assert "Test CPU, 2 threads" in text and "random-init" in text
     assert "200.0 GFLOP/s" in text  # the measured peak
@@ -255,6 +287,6 @@ def test_report_is_labelled_with_hardware_weights_peak_and_threshold(tmp_path):
 
 def test_report_without_random_init_models_has_no_random_init_banner():
     table = _latency_table({("query", 32, 1): 1.0}).assign(weights="real")
-    context = _context(models=(ModelNote("LFM2", "real", 1, "hub"), ModelNote("GTE", "real", 1, "hub")))
-    text = render_latency_markdown(table, pd.DataFrame(), context)
+    context = _context(models=(label("LFM2", "real", 1), label("GTE", "real", 1)))
+    text = render_latency_markdown(table, pd.DataFrame(), context, compare_throughput(table, "LFM2", "GTE", 0.9))
     assert "Random-init models" not in text and "Weights: **real**" in text

@@ -17,6 +17,8 @@ from models.random_init import (
     select_lfm2_conv_path,
 )
 
+from tests.models.architectures import TINY_LFM2
+
 ARCH_DIR = Path(__file__).resolve().parents[2] / "configs" / "architecture"
 
 
@@ -76,17 +78,6 @@ def test_architecture_errors_name_the_missing_keys_and_valid_scopes():
         Architecture.from_mapping({**raw, "published_parameters_scope": "everything"})
 
 
-TINY_LFM2 = {
-    "model_type": "lfm2",
-    "config": {"vocab_size": 97, "hidden_size": 32, "intermediate_size": 64, "block_auto_adjust_ff_dim": False,
-               "num_hidden_layers": 3, "full_attn_idxs": [1], "num_attention_heads": 4, "num_key_value_heads": 2,
-               "max_position_embeddings": 256},
-    "dense": [{"in_features": 32, "out_features": 8, "bias": False}],
-    "query_length": 32,
-    "document_length": 64,
-}
-
-
 def test_random_init_colbert_forward_gives_unit_vectors_for_every_position():
     model = build_random_colbert(Architecture.from_mapping(TINY_LFM2), name="tiny", seed=3)
     # ids from 1: id 0 is the pad id, whose embedding row is zero (a zero vector at position 0)
@@ -96,6 +87,8 @@ def test_random_init_colbert_forward_gives_unit_vectors_for_every_position():
     assert torch.isfinite(vectors).all()
     assert torch.allclose(vectors.norm(dim=-1), torch.ones(2, 11), atol=1e-5)
     assert model.vocab_size == 97 and model.parameters.dense == 32 * 8
+    assert (model.info.weights, model.info.source, model.info.dtype) == ("random-init", "architecture:lfm2", "float32")
+    assert model.info.parameters == model.parameters.total
     same = build_random_colbert(Architecture.from_mapping(TINY_LFM2), name="tiny", seed=3).forward_tokens(batch)
     other = build_random_colbert(Architecture.from_mapping(TINY_LFM2), name="tiny", seed=4).forward_tokens(batch)
     assert torch.equal(vectors, same) and not torch.allclose(vectors, other)

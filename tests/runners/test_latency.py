@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
+import torch
 
+from models.registry import load_for_timing
+from nanobeir_ext.protocol import EncoderRequest
 from runners import latency
 from tests.helpers import compose
+from tests.models.architectures import TINY_LFM2
 
 REQUIRED_COLUMNS = ["model", "role", "batch_size", "seq_len", "texts_per_s", "tokens_per_s", "p50_ms", "p95_ms",
                     "device", "dtype", "weights"]
@@ -101,34 +104,46 @@ def test_latency_experiment_config_has_both_full_size_models():
     assert compose("latency", ["experiment=latency", "latency.max_batch_size=8"]).latency.max_batch_size == 8
 
 
-def test_batch_sizes_respect_the_token_cap():
-    assert latency.batch_sizes_for(32, 64, None) == (1, 2, 4, 8, 16, 32, 64)
-    assert latency.batch_sizes_for(512, 64, 2048) == (1, 2, 4)
-    assert latency.batch_sizes_for(4096, 64, 2048) == (1,)  # one text always runs
+def test_plan_is_typed_with_the_dtype_resolved_once(tmp_path):
+    import torch
+
+    plan = latency.build_plan(smoke_cfg(tmp_path))
+    assert plan.dtype is torch.float32 and plan.dtype_name == "float32"
+    assert [m.request.name for m in plan.models] == ["fixture-LFM2-tiny", "fixture-ModernBERT-tiny"]
+    assert [m.request.fixture for m in plan.models] == ["lfm2", "modernbert"]
+    assert plan.sweep.lengths == (("query", 32), ("document", 64)) and plan.sweep.batch_sizes(64) == (1, 2)
+    full = latency.build_plan(compose("latency", ["experiment=latency"]))
+    assert [m.architecture.model_type for m in full.models] == ["lfm2", "modernbert"]
+    assert full.sweep.policy.max_repeats == 50 and full.maxsim.n_documents == 10000
 
 
-TINY_ARCHITECTURE = {
-    "model_type": "lfm2",
-    "config": {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "block_auto_adjust_ff_dim": False,
-               "num_hidden_layers": 2, "full_attn_idxs": [1], "num_attention_heads": 2, "num_key_value_heads": 1,
-               "max_position_embeddings": 128},
-    "dense": [{"in_features": 16, "out_features": 8, "bias": False}],
-    "query_length": 32, "document_length": 64, "published_parameters": None,
-}
+def test_plan_rejects_an_unknown_weight_mode_and_an_unmeasured_comparison_model(tmp_path):
+    with pytest.raises(ValueError, match="valid choices: \\['auto', 'real', 'random'\\]"):
+        latency.build_plan(smoke_cfg(tmp_path, "latency.weights=fake"))
+    with pytest.raises(ValueError, match="latency.compare.candidate 'LFM2-ColBERT-350M' is not a configured model"):
+        latency.build_plan(smoke_cfg(tmp_path, "latency.compare.candidate=LFM2-ColBERT-350M"))
 
 
-def hub_model(architecture=TINY_ARCHITECTURE):
-    return OmegaConf.create({"name": "Hub-Model", "source": "nanobeir-test/not-in-any-cache", "revision": "main",
-                             "path": None, "fixture": None, "architecture": architecture})
+def hub_model(architecture=TINY_LFM2):
+    from models.random_init import Architecture
+
+    request = EncoderRequest(name="Hub-Model", source="nanobeir-test/not-in-any-cache", revision="main")
+    return request, None if architecture is None else Architecture.from_mapping(architecture)
+
+
+def load(mode: str, cache: Path, architecture=TINY_LFM2):
+    request, arch = hub_model(architecture)
+    return load_for_timing(request, arch, weights=mode, device="cpu", dtype=torch.float32, cache_dir=cache,
+                           attn_implementation="sdpa", seed=0)
 
 
 def test_auto_weights_fall_back_to_random_init_with_one_log_line(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with caplog.at_level(logging.WARNING, logger="nanobeir_ext.latency.timing"):
-        model = latency.timed_model(hub_model(), mode="auto", device="cpu", dtype="float32",
-                                    attn_implementation="sdpa", seed=0, cache=tmp_path)
-    assert model.weights == "random-init" and model.vocab_size == 64
+    with caplog.at_level(logging.WARNING, logger="models.registry"):
+        model = load("auto", tmp_path)
+    assert model.info.weights == "random-init" and model.info.source == "architecture:lfm2"
+    assert model.backbone.config.vocab_size == 97
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "not loadable offline" in warnings[0].getMessage()
     assert "\n" not in warnings[0].getMessage()
@@ -140,18 +155,33 @@ def test_real_weights_mode_fails_instead_of_falling_back(tmp_path, monkeypatch):
     from models.checkpoint import ModelUnavailableError
 
     with pytest.raises(ModelUnavailableError, match="not-in-any-cache"):
-        latency.timed_model(hub_model(), mode="real", device="cpu", dtype="float32", attn_implementation="sdpa",
-                            seed=0, cache=tmp_path)
+        load("real", tmp_path)
 
 
 def test_random_mode_never_loads_and_needs_an_architecture(tmp_path):
-    model = latency.timed_model(hub_model(), mode="random", device="cpu", dtype="float32",
-                                attn_implementation="sdpa", seed=0, cache=tmp_path)
-    assert model.weights == "random-init"
-    assert model.parameters == sum(p.numel() for p in model.owner.backbone.parameters()) + 16 * 8
+    model = load("random", tmp_path)
+    assert model.info.weights == "random-init"
+    assert model.info.parameters == sum(p.numel() for p in model.backbone.parameters()) + 32 * 8
     with pytest.raises(ValueError, match="no architecture config"):
-        latency.timed_model(hub_model(architecture=None), mode="random", device="cpu", dtype="float32",
-                            attn_implementation="sdpa", seed=0, cache=tmp_path)
+        load("random", tmp_path, architecture=None)
     with pytest.raises(ValueError, match="valid choices: \\['auto', 'real', 'random'\\]"):
-        latency.timed_model(hub_model(), mode="fake", device="cpu", dtype="float32", attn_implementation="sdpa",
-                            seed=0, cache=tmp_path)
+        load("fake", tmp_path)
+
+
+def test_a_fixture_is_timed_from_its_checkpoint_even_in_random_mode(shared_cache):
+    request = EncoderRequest(name="tiny", source="fixture", fixture="modernbert")
+    model = load_for_timing(request, None, weights="random", device="cpu", dtype=torch.float32,
+                            cache_dir=shared_cache, attn_implementation="sdpa")
+    assert (model.info.source, model.info.weights) == ("fixture:modernbert", "random-init")
+
+
+def test_latency_smoke_inherits_latency_and_architectures_stay_out_of_evaluation_configs():
+    smoke = compose("latency", ["experiment=latency_smoke"])
+    full = compose("latency", ["experiment=latency"])
+    assert list(smoke.models) == list(full.models)
+    assert [m.fixture for m in smoke.models.values()] == ["lfm2", "modernbert"]
+    assert all(m.get("architecture") is None for m in smoke.models.values())
+    # what the smoke does not change is latency.yaml's
+    assert (smoke.latency.query_length, smoke.latency.seed, smoke.latency.compare.on_par_threshold) == (32, 0, 0.9)
+    evaluation = compose("evaluate", ["experiment=paper"])
+    assert all("architecture" not in m for m in evaluation.models.values())
