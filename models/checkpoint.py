@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import string
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -22,6 +21,7 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from models.projection import dense_weight_file
+from nanobeir_ext.data.hub import is_commit_hash
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ HUB_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken")
 HUB_FALLBACK_PATTERNS = ("pytorch_model*.bin", "*/pytorch_model.bin")
 ROOT_WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -195,7 +194,7 @@ def resolve_source(
             f"machine with network access (e.g. `hf download {source} --local-dir DIR`), copy DIR here and pass "
             f"model.path=/local/folder"
         ) from error
-    commit = folder.name if _COMMIT.match(folder.name) else None
+    commit = folder.name if is_commit_hash(folder.name) else None
     return ResolvedSource(folder=folder, source=source, revision=commit)
 
 
