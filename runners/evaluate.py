@@ -130,9 +130,10 @@ def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutc
                    f"({outcome.encoding.seconds:.1f} s encoding)",
                    f"retrieval: exact MaxSim (padding masked), top-{plan.k}, {plan.device}"))
     write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))
+    revision = dataset_revision(plan.source)  # resolved once for every model's card
     for label in outcome.models:
-        write_text(out / "model_index" / f"{slug(label.name)}.yaml", model_index_yaml(outcome.results, label.name,
-                                                                                    dataset_revision=dataset_revision(plan.source)))
+        write_text(out / "model_index" / f"{slug(label.name)}.yaml",
+                   model_index_yaml(outcome.results, label.name, dataset_revision=revision))
 
 
 @logged

@@ -126,4 +126,4 @@ def test_a_damaged_store_entry_is_detected_and_re_encoded(smoke_run, smoke_cache
 def test_output_folder_with_another_run_is_refused(smoke_run, smoke_cache):
     out, _ = smoke_run
     with pytest.raises(FileExistsError, match="different evaluation"):
-        evaluate.run(smoke_cfg(smoke_cache, "retrieval.k=10"), out_dir=out)
+        evaluate.run(smoke_cfg(smoke_cache, "retrieval.k=200"), out_dir=out)
