@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tests.hub.processes import client_env, hub_server
 from tests.hub.replicas import (
     DATASET_REVISIONS, GTE_REVISIONS, LFM2_REVISIONS, Replicas, configured_revision, publish_replicas,
 )
-from tests.hub.server import COMMIT
+from tests.hub.server import COMMIT, closed_port
 
 pytestmark = pytest.mark.slow
 
@@ -94,3 +95,35 @@ def test_offline_rerun_from_the_hub_cache_alone(first_run: FirstRun, tmp_path: P
     result = evaluate(_offline_env(first_run), tmp_path / "fresh-cache", tmp_path / "run-offline")
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / "run-offline" / "results.csv").read_bytes() == (first_run.run_dir / "results.csv").read_bytes()
+
+
+
+def _run_against_closed_port(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, float]:
+    env = client_env(f"http://127.0.0.1:{closed_port()}", tmp_path / "hf-home")
+    command = [sys.executable, "-m", "runners.evaluate", *RESTRICT, *overrides,
+               f"runtime.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    start = time.monotonic()
+    result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True, timeout=300)
+    return result, time.monotonic() - start
+
+
+def test_unreachable_hub_with_a_pinned_model_commit_names_the_key(replicas: Replicas, tmp_path: Path) -> None:
+    """Issue 13: a closed port with a pinned model commit fails within seconds, naming the model's key
+    and HF_HUB_OFFLINE (huggingface_hub raises a bare httpx.ConnectError for a pinned commit).
+    The dataset comes from a local snapshot here, so that the model is what fails."""
+    result, seconds = _run_against_closed_port(
+        tmp_path, f"models.lfm2_colbert_350m.revision={LFM2_REVISIONS[0]}", f"benchmark.path={replicas.datasets['push_to_hub']}")
+    assert result.returncode != 0
+    tail = result.stderr[-3000:]
+    assert "models.lfm2_colbert_350m" in tail and "HF_HUB_OFFLINE" in tail and LFM2_REVISIONS[0] in tail, tail
+    assert seconds < 45, f"{seconds:.0f} s to fail"
+
+
+def test_unreachable_hub_for_the_dataset_names_the_key(tmp_path: Path) -> None:
+    """Issue 13: the dataset's failure names its keys (benchmark.revision / repo_id / path) and
+    HF_HUB_OFFLINE, within seconds (no long retry)."""
+    result, seconds = _run_against_closed_port(tmp_path)
+    assert result.returncode != 0
+    tail = result.stderr[-3000:]
+    assert "benchmark.path" in tail and "benchmark.revision" in tail and "HF_HUB_OFFLINE" in tail, tail
+    assert seconds < 45, f"{seconds:.0f} s to fail"
