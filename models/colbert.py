@@ -4,17 +4,20 @@ It reproduces PyLate 1.6.0's vectors (notes/colbert-encoding.md):
 
 1. ``text.strip()``, lower-cased when ``do_lower_case``; tokenized with special tokens,
    ``truncation="longest_first"``, ``max_length = L - 1`` (the prefix counts toward L).
-2. The prefix id is inserted at index 1 (after [CLS] / BOS).
-3. Queries with expansion are padded to exactly L with the expansion id (the mask token,
-   else EOS, else pad); their attention is 0 unless ``attend_to_expansion_tokens``.
+2. Queries with expansion are padded to exactly L - 1 with the expansion id (the mask
+   token, else EOS, else pad); their attention is 0 unless ``attend_to_expansion_tokens``.
    Documents (and queries without expansion) are padded to the longest in the batch.
-   Padding is always on the right, whatever the tokenizer's ``padding_side``.
+3. The prefix id is inserted as a new column at index 1, after padding: after [CLS] / BOS
+   of a right-padded row, after the first pad of a left-padded one.
 4. ``last_hidden_state`` -> Dense stack -> keep: every query position with expansion,
    attended positions without; for documents attended positions whose id is not a
    skiplist id. Every kept vector is L2-normalised.
 
-Texts are sorted by token length and batched by a padded-token budget; vectors come back
-float32 on CPU in input order.
+Padding side and batching (``padding_side``): padded on the right, a text's vectors do not
+depend on its batch, so texts are sorted by token length and cut into tight batches
+(:func:`plan_batches`). Padded on the left, as PyLate does with a left-padding tokenizer
+(``pad.. [Q] pad.. BOS tokens``), vectors depend on the batch, so PyLate's batching is
+reproduced (:func:`pylate_batches`). Vectors come back float32 on CPU in input order.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -41,21 +45,30 @@ from models.checkpoint import (
 )
 from models.projection import DenseStack, load_dense_stack
 
-__all__ = ["ColBERTSettings", "ColBERTEncoder", "DEFAULT_BATCH_TOKENS", "ModelUnavailableError", "load_colbert",
-           "resolve_dtype", "dtype_name", "plan_batches"]
+__all__ = ["ColBERTSettings", "ColBERTEncoder", "DEFAULT_BATCH_TOKENS", "MIN_USEFUL_FRACTION", "ModelUnavailableError",
+           "PADDING_SIDES", "PYLATE_BATCH_SIZE", "load_colbert", "resolve_dtype", "dtype_name", "plan_batches",
+           "pylate_batches"]
 
 log = logging.getLogger(__name__)
 
 # Bump when a change to this module changes vectors, so cached embeddings are recomputed.
 ENCODING_VERSION = 1
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-# Padded tokens per encoder batch when the config does not say (vectors do not depend on it).
+# Padded tokens per encoder batch when the config does not say. Batching moves vectors by
+# float rounding only (different matmul shapes), but that is enough to change a score's last
+# digits, so the batching settings are part of cache_identity().
 DEFAULT_BATCH_TOKENS = 32768
+# Right padding: a batch stops growing before less than this share of its positions is real tokens.
+MIN_USEFUL_FRACTION = 0.95
+# Left padding: PyLate's encode batch size (ColBERT.encode's default, used by its evaluators).
+PYLATE_BATCH_SIZE = 32
+# models.<key>.padding_side: None = the tokenizer's own side (what PyLate does).
+PADDING_SIDES: tuple[str, ...] = ("left", "right")
 
 
 @dataclass(frozen=True)
 class TokenRow:
-    """One text, tokenized and prefixed, before padding."""
+    """One text as the tokenizer returns it, before padding and the prefix column."""
 
     input_ids: list[int]
     token_type_ids: list[int] | None
@@ -78,29 +91,54 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int, fixed_width: int | None = None) -> list[list[int]]:
-    """Group indices, longest first, so that rows x padded width stays within ``batch_tokens``.
+def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch_size: int, fixed_width: int | None = None,
+                 min_useful: float = MIN_USEFUL_FRACTION) -> list[list[int]]:
+    """Group indices, longest first, into tight batches (for right padding, where batches do
+    not change vectors beyond rounding).
 
-    A row longer than the budget gets a batch of its own. ``fixed_width`` is the padded
-    width when every row is padded to the same length (queries with expansion).
+    A batch takes the next-longest row while rows x padded width stays within
+    ``batch_tokens``, it has fewer than ``max_batch_size`` rows, and at least ``min_useful``
+    of its positions stay real tokens (the bound on the length spread that keeps padding
+    under 5%). A row longer than the budget gets a batch of its own. ``fixed_width`` is
+    the padded width when every row is padded to the same length (queries with expansion,
+    whose padding is the expansion: no spread bound).
     """
     if batch_tokens < 1 or max_batch_size < 1:
         raise ValueError(f"batch_tokens and max_batch_size must be positive, got {batch_tokens} and {max_batch_size}")
+    if not 0.0 <= min_useful <= 1.0:
+        raise ValueError(f"min_useful must be a fraction in [0, 1], got {min_useful}")
     order = sorted(range(len(lengths)), key=lambda index: -lengths[index])  # stable: ties keep input order
     batches: list[list[int]] = []
     current: list[int] = []
-    width = 0
+    width = useful = 0
     for index in order:
-        if not current:
-            current, width = [index], fixed_width or lengths[index]
-        elif len(current) < max_batch_size and (len(current) + 1) * width <= batch_tokens:
+        length = lengths[index]
+        if current and len(current) < max_batch_size and (len(current) + 1) * width <= batch_tokens and (
+                fixed_width is not None or useful + length >= min_useful * (len(current) + 1) * width):
             current.append(index)
-        else:
+            useful += length
+            continue
+        if current:
             batches.append(current)
-            current, width = [index], fixed_width or lengths[index]
+        current, width, useful = [index], fixed_width or length, length
     if current:
         batches.append(current)
     return batches
+
+
+def pylate_batches(texts: Sequence[str], batch_size: int = PYLATE_BATCH_SIZE) -> list[list[int]]:
+    """PyLate 1.6.0's batches (``ColBERT.encode``): ``np.argsort`` of minus the character
+    length of each text as given (before stripping; numpy's default sort, so ties keep
+    numpy's order, not the input's), cut into runs of ``batch_size``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    order = np.argsort([-len(text) for text in texts]).tolist()
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def _insert_column(values: torch.Tensor, value: int) -> torch.Tensor:
+    column = torch.full((values.shape[0], 1), value, dtype=values.dtype)
+    return torch.cat([values[:, :1], column, values[:, 1:]], dim=1)
 
 
 def _shorten(text: str, limit: int = 80) -> str:
@@ -124,10 +162,13 @@ class ColBERTEncoder:
         *,
         batch_tokens: int | None = None,
         max_batch_size: int = 256,
+        padding_side: str | None = None,
     ) -> None:
         batch_tokens = DEFAULT_BATCH_TOKENS if batch_tokens is None else batch_tokens
         if batch_tokens < 1 or max_batch_size < 1:
             raise ValueError(f"batch_tokens and max_batch_size must be positive, got {batch_tokens} and {max_batch_size}")
+        if padding_side is not None and padding_side not in PADDING_SIDES:
+            raise ValueError(f"padding_side {padding_side!r}; valid choices: null (the tokenizer's own), {list(PADDING_SIDES)}")
         self.backbone = backbone.eval().requires_grad_(False)
         self.dense = dense.eval().requires_grad_(False)
         self.tokenizer = tokenizer
@@ -145,8 +186,16 @@ class ColBERTEncoder:
         parameters = inspect.signature(self.backbone.forward).parameters
         self._use_token_type_ids = "token_type_ids" in parameters and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
         self._extra_forward_args = {"use_cache": False} if "use_cache" in parameters else {}
-        if getattr(tokenizer, "padding_side", "right") != "right":
-            log.warning("%s: tokenizer padding_side is %r; this encoder pads on the right (PyLate's prefix position assumes it)", info.name, tokenizer.padding_side)
+        tokenizer_side = getattr(tokenizer, "padding_side", "right")
+        # The side actually used: the setting, else the tokenizer's own (PyLate's behaviour).
+        self.padding_side = padding_side or tokenizer_side
+        if self.padding_side not in PADDING_SIDES:
+            raise ValueError(f"{info.name}: tokenizer padding_side {tokenizer_side!r}; set padding_side to one of {list(PADDING_SIDES)}")
+        if self.padding_side == "left":
+            log.warning("%s: padding on the left (%s), as PyLate does: the prefix lands after a pad and a document's "
+                        "vectors depend on its batch, so PyLate's batching is used (length sort, %d texts per batch); "
+                        "padding_side=right gives batch-invariant vectors", info.name,
+                        "the tokenizer's side" if padding_side is None else "padding_side=left", PYLATE_BATCH_SIZE)
 
     # -- tokenization ---------------------------------------------------------------------
     @staticmethod
@@ -200,30 +249,35 @@ class ColBERTEncoder:
         if at_limit:
             full = self.tokenizer([prepared[index] for index in at_limit], truncation=False, verbose=False, **common)["input_ids"]
             truncated = {index for index, ids in zip(at_limit, full) if len(ids) > max_length}
-        rows = []
-        for index, (ids, types) in enumerate(zip(ids_list, types_list)):
-            ids = list(ids)
-            types = list(types) if types is not None else None
-            if prefix_id is not None:
-                ids = ids[:1] + [prefix_id] + ids[1:]
-                types = types[:1] + [0] + types[1:] if types is not None else None
-            rows.append(TokenRow(input_ids=ids, token_type_ids=types, truncated=index in truncated))
-        return rows
+        return [TokenRow(input_ids=list(ids), token_type_ids=list(types) if types is not None else None,
+                         truncated=index in truncated)
+                for index, (ids, types) in enumerate(zip(ids_list, types_list))]
+
+    def _row_length(self, row: TokenRow, role: Role) -> int:
+        """Positions of the row once its prefix is inserted."""
+        return len(row.input_ids) + (self.prefix_ids[role] is not None)
 
     def _fixed_width(self, role: Role) -> int | None:
         return self.settings.query_length if role == "query" and self.settings.do_query_expansion else None
 
     def _collate(self, rows: Sequence[TokenRow], role: Role) -> dict[str, torch.Tensor]:
-        width = self._fixed_width(role) or max(len(row.input_ids) for row in rows)
-        input_ids = torch.full((len(rows), width), self.expansion_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        token_types = torch.zeros((len(rows), width), dtype=torch.long) if self._use_token_type_ids else None
+        prefix_id = self.prefix_ids[role]
+        width = self._fixed_width(role) or max(self._row_length(row, role) for row in rows)
+        inner = width - (prefix_id is not None)  # the tokenizer's padded width
+        input_ids = torch.full((len(rows), inner), self.expansion_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), inner), dtype=torch.long)
+        token_types = torch.zeros((len(rows), inner), dtype=torch.long) if self._use_token_type_ids else None
         for index, row in enumerate(rows):
             n = len(row.input_ids)
-            input_ids[index, :n] = torch.tensor(row.input_ids, dtype=torch.long)
-            attention[index, :n] = 1
+            span = slice(0, n) if self.padding_side == "right" else slice(inner - n, inner)
+            input_ids[index, span] = torch.tensor(row.input_ids, dtype=torch.long)
+            attention[index, span] = 1
             if token_types is not None and row.token_type_ids is not None:
-                token_types[index, :n] = torch.tensor(row.token_type_ids, dtype=torch.long)
+                token_types[index, span] = torch.tensor(row.token_type_ids, dtype=torch.long)
+        if prefix_id is not None:  # a new column at index 1, after padding, as PyLate inserts it
+            input_ids = _insert_column(input_ids, prefix_id)
+            attention = _insert_column(attention, 1)
+            token_types = _insert_column(token_types, 0) if token_types is not None else None
         if role == "query":
             # With expansion every position is kept (expansion tokens included); without it
             # the padding is dropped. Attending to expansion tokens sets the whole mask to 1.
@@ -257,11 +311,12 @@ class ColBERTEncoder:
             inputs["token_type_ids"] = batch["token_type_ids"]
         inputs = {key: value.to(self.device, non_blocking=True) for key, value in inputs.items()}
         rows = inputs["input_ids"].shape[0]
-        if rows == 1 and not bool(inputs["attention_mask"].all()):
+        if rows == 1 and self.padding_side == "right" and not bool(inputs["attention_mask"].all()):
             # transformers skips padding masks inside some layers for a batch of one
             # (e.g. LFM2's short convolutions, apply_mask_to_padding_states), which would
             # change the vectors of masked expansion tokens; a duplicated row keeps the
-            # batched behaviour, so a text's vectors never depend on its batch.
+            # batched behaviour, so a text's vectors never depend on its batch. On the
+            # left, PyLate's batch-dependent vectors are reproduced, a lone batch included.
             inputs = {key: value.repeat(2, 1) for key, value in inputs.items()}
         hidden = self.backbone(**inputs, **self._extra_forward_args).last_hidden_state[:rows]
         projected = self.dense(hidden.to(next(self.dense.parameters()).dtype)).float()
@@ -273,7 +328,7 @@ class ColBERTEncoder:
         self._check_role(role)
         texts = list(texts)
         rows = self._token_rows(texts, role)
-        batches = plan_batches([len(row.input_ids) for row in rows], self.batch_tokens, self.max_batch_size, self._fixed_width(role))
+        batches = self.plan(texts, rows, role)
         embeddings: list[torch.Tensor | None] = [None] * len(texts)
         padded_tokens = 0
         label = desc or f"{self.info.name}: {role}s"
@@ -292,9 +347,24 @@ class ColBERTEncoder:
         return EncodeOutput(
             embeddings=embeddings,  # type: ignore[arg-type]  # every slot is filled above
             truncated=sum(row.truncated for row in rows),
-            tokens=sum(len(row.input_ids) for row in rows),
+            tokens=sum(self._row_length(row, role) for row in rows),
             padded_tokens=padded_tokens,
         )
+
+    def plan(self, texts: Sequence[str], rows: Sequence[TokenRow], role: Role) -> list[list[int]]:
+        """The batches ``encode`` runs: tight ones on the right, PyLate's on the left."""
+        if self.padding_side == "left":
+            return pylate_batches(texts)
+        return plan_batches([self._row_length(row, role) for row in rows], self.batch_tokens, self.max_batch_size,
+                            self._fixed_width(role))
+
+    def batching_identity(self) -> dict[str, Any]:
+        """The settings that decide the batches, hence (through rounding, or through the
+        padding with a left-padding tokenizer) the vectors."""
+        if self.padding_side == "left":
+            return {"padding_side": "left", "plan": "pylate-char-length-sort", "batch_size": PYLATE_BATCH_SIZE}
+        return {"padding_side": "right", "plan": "token-length-sort", "batch_tokens": self.batch_tokens,
+                "max_batch_size": self.max_batch_size, "min_useful": MIN_USEFUL_FRACTION}
 
     def _check_finite(self, kept: torch.Tensor, keep: torch.Tensor, texts: Sequence[str], indices: Sequence[int]) -> None:
         finite = torch.isfinite(kept).all(dim=-1)
@@ -324,6 +394,7 @@ class ColBERTEncoder:
             "attn_implementation": getattr(getattr(self.backbone, "config", None), "_attn_implementation", None),
             "settings": self.settings.to_dict(),
             "dense": dense,
+            "batching": self.batching_identity(),
         }
 
 
@@ -352,6 +423,7 @@ def load_colbert(
     query_length: int | None = None,
     document_length: int | None = None,
     batch_tokens: int | None = None,
+    padding_side: str | None = None,
     local_files_only: bool | None = None,
     attn_implementation: str | None = None,
 ) -> ColBERTEncoder:
@@ -359,7 +431,8 @@ def load_colbert(
 
     A hub checkpoint is identified by its resolved commit, a local folder by a content
     hash of its files. ``query_length`` / ``document_length`` override the checkpoint;
-    ``batch_tokens=None`` is :data:`DEFAULT_BATCH_TOKENS`. A fixture checkpoint (its marker
+    ``batch_tokens=None`` is :data:`DEFAULT_BATCH_TOKENS`; ``padding_side=None`` pads on the
+    tokenizer's side (PyLate's default), ``"right"`` gives batch-invariant vectors. A fixture checkpoint (its marker
     file) is labelled weights "random-init", source ``fixture:<architecture>``.
     """
     resolved = resolve_source(source, revision=revision, local_files_only=local_files_only)
@@ -383,4 +456,4 @@ def load_colbert(
         parameters=sum(p.numel() for p in backbone.parameters()) + sum(p.numel() for p in dense.parameters()),
         settings=settings.to_dict(),
     )
-    return ColBERTEncoder(backbone, tokenizer, dense, settings, info, batch_tokens=batch_tokens)
+    return ColBERTEncoder(backbone, tokenizer, dense, settings, info, batch_tokens=batch_tokens, padding_side=padding_side)

@@ -37,6 +37,7 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
 
     options = dict(device=device, dtype=dtype, name=request.name, query_length=request.query_length,
                    document_length=request.document_length, batch_tokens=request.batch_tokens,
+                   padding_side=request.padding_side,
                    attn_implementation=attn_implementation)
     if request.fixture:
         from models.fixtures import build_fixture_checkpoint, default_fixture_texts

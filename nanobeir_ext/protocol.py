@@ -73,6 +73,7 @@ class EncoderRequest:
     query_length: int | None = None  # None: the checkpoint's own setting
     document_length: int | None = None
     batch_tokens: int | None = None  # padded tokens per encoder batch; None: the encoder's default
+    padding_side: str | None = None  # "left" / "right"; None: the tokenizer's own side (PyLate's default)
 
 
 def slug(name: str) -> str:

@@ -10,11 +10,13 @@ import shutil
 import string
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from nanobeir_ext.protocol import Encoder
-from models.colbert import ColBERTEncoder, load_colbert, plan_batches, resolve_dtype
+from models.colbert import (MIN_USEFUL_FRACTION, PYLATE_BATCH_SIZE, ColBERTEncoder, load_colbert, plan_batches,
+                           pylate_batches, resolve_dtype)
 from nanobeir_ext.data.fixture import fixture_texts
 from models.fixtures import FIXTURE_ARCHITECTURES, build_backbone_folder, build_fixture_checkpoints, write_colbert_checkpoint
 
@@ -46,6 +48,20 @@ def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def variant(backbone: Path, tmp_path: Path, **settings) -> ColBERTEncoder:
     return load_colbert(str(write_colbert_checkpoint(backbone, tmp_path / "colbert", **settings)))
+
+
+def left_padding_copy(checkpoint: Path, target: Path) -> Path:
+    """The checkpoint with a tokenizer that pads on the left (its tokenizer_config.json says so)."""
+    shutil.copytree(checkpoint, target)
+    config = json.loads((target / "tokenizer_config.json").read_text())
+    (target / "tokenizer_config.json").write_text(json.dumps({**config, "padding_side": "left"}))
+    return target
+
+
+def rebatched(encoder: ColBERTEncoder, **options) -> ColBERTEncoder:
+    """The same model and settings with other batching options."""
+    options = {"batch_tokens": encoder.batch_tokens, "padding_side": encoder.padding_side, **options}
+    return ColBERTEncoder(encoder.backbone, encoder.tokenizer, encoder.dense, encoder.settings, encoder.info, **options)
 
 
 def test_it_is_an_encoder(encoders: dict[str, ColBERTEncoder]) -> None:
@@ -131,8 +147,7 @@ def test_batching_does_not_change_vectors(encoders: dict[str, ColBERTEncoder], a
     encoder = encoders[arch]
     together = encoder.encode(MIXED, role, progress=False).embeddings
     alone = [encoder.encode([text], role, progress=False).embeddings[0] for text in MIXED]
-    small = ColBERTEncoder(encoder.backbone, encoder.tokenizer, encoder.dense, encoder.settings, encoder.info, batch_tokens=64, max_batch_size=2)
-    split = small.encode(MIXED, role, progress=False).embeddings
+    split = rebatched(encoder, batch_tokens=64, max_batch_size=2).encode(MIXED, role, progress=False).embeddings
     for a, b, c in zip(together, alone, split):
         assert a.shape == b.shape == c.shape
         assert float((a - b).abs().max()) <= 1e-5 and float((a - c).abs().max()) <= 1e-5
@@ -183,20 +198,119 @@ def test_cache_identity(checkpoints: dict[str, Path], encoders: dict[str, ColBER
     shorter = load_colbert(str(checkpoints["lfm2"]), query_length=16)
     assert shorter.cache_identity()["settings"]["query_length"] == 16 and shorter.cache_identity() != identity
     assert all(len(v) == 16 for v in shorter.encode(["a query"], "query", progress=False).embeddings)
+    # Batching moves vectors (by rounding on the right, by padding on the left): it is part of the key.
+    assert identity["batching"] == {"padding_side": "right", "plan": "token-length-sort", "batch_tokens": 32768,
+                                    "max_batch_size": 256, "min_useful": MIN_USEFUL_FRACTION}
+    assert load_colbert(str(checkpoints["lfm2"]), batch_tokens=512).cache_identity()["batching"]["batch_tokens"] == 512
+    left = load_colbert(str(checkpoints["lfm2"]), padding_side="left").cache_identity()
+    assert left["batching"] == {"padding_side": "left", "plan": "pylate-char-length-sort", "batch_size": PYLATE_BATCH_SIZE}
+    assert {key: value for key, value in left.items() if key != "batching"} == {key: value for key, value in identity.items() if key != "batching"}
 
 
 def test_plan_batches() -> None:
     lengths = [5, 50, 7, 50, 120, 3, 9]
-    batches = plan_batches(lengths, batch_tokens=100, max_batch_size=3)
+    batches = plan_batches(lengths, batch_tokens=100, max_batch_size=3, min_useful=0.0)
     assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
     assert batches[0] == [4]  # longer than the budget: alone
     for batch in batches:
         assert len(batch) <= 3 and (len(batch) == 1 or len(batch) * lengths[batch[0]] <= 100)
     order = [i for batch in batches for i in batch]
     assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
-    assert plan_batches([32] * 10, batch_tokens=100, max_batch_size=8, fixed_width=32) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    assert batches[1:] == [[1, 3], [6, 2, 0], [5]]  # ties keep input order; spread unbounded at min_useful=0
+    # The default bound on the spread: 9 and 7 (8/9 useful) stay apart, like 5 and 3.
+    assert plan_batches(lengths, batch_tokens=100, max_batch_size=3) == [[4], [1, 3], [6], [2], [0], [5]]
+    # Queries with expansion: every row has the fixed width, so only the budget cuts.
+    assert plan_batches([3, 32, 9, 20] * 3, batch_tokens=100, max_batch_size=8, fixed_width=32) == [[1, 5, 9], [3, 7, 11], [2, 6, 10], [0, 4, 8]]
     with pytest.raises(ValueError, match="positive"):
         plan_batches([1], batch_tokens=0, max_batch_size=1)
+    with pytest.raises(ValueError, match="fraction"):
+        plan_batches([1], batch_tokens=8, max_batch_size=1, min_useful=1.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_batch_is_at_least_95_percent_real_tokens(seed: int) -> None:
+    generator = np.random.default_rng(seed)
+    # A NanoBEIR-like document mix: log-normal lengths, a long tail clipped at the document length.
+    lengths = np.clip(generator.lognormal(mean=5.3, sigma=0.8, size=2000).astype(int), 2, 300).tolist()
+    for batch_tokens in (512, 8192, 32768):
+        batches = plan_batches(lengths, batch_tokens=batch_tokens, max_batch_size=256)
+        assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+        for batch in batches:
+            width = max(lengths[i] for i in batch)
+            assert sum(lengths[i] for i in batch) >= MIN_USEFUL_FRACTION * len(batch) * width
+            assert len(batch) == 1 or len(batch) * width <= batch_tokens
+        if batch_tokens >= 8192:  # tight, yet not split into single rows: batches stay large
+            assert len(batches) < len(lengths) / 20
+
+
+def test_pylate_batches_follow_sentence_transformers_order() -> None:
+    texts = [f"{'x' * (i % 7)} text {i}" for i in range(70)]
+    batches = pylate_batches(texts)
+    assert [len(batch) for batch in batches] == [PYLATE_BATCH_SIZE, PYLATE_BATCH_SIZE, 6]
+    order = [i for batch in batches for i in batch]
+    assert order == np.argsort([-len(text) for text in texts]).tolist()  # numpy's default sort: ties as numpy orders them
+    assert [len(texts[i]) for i in order] == sorted((len(t) for t in texts), reverse=True)
+    assert pylate_batches(["  padded  ", "longest text", "a"]) == [[1, 0, 2]]  # character length before strip()
+
+
+@pytest.mark.parametrize("arch", FIXTURE_ARCHITECTURES)
+def test_left_padding_layout_is_pylates(checkpoints: dict[str, Path], tmp_path: Path, arch: str) -> None:
+    """PyLate pads on the tokenizer's side, then inserts the prefix at column 1:
+    ``pad [Q] pad.. BOS tokens`` for a left-padded row, ``BOS [D] tokens`` for the longest."""
+    encoder = load_colbert(str(left_padding_copy(checkpoints[arch], tmp_path / "left")))
+    tokenizer = encoder.tokenizer
+    assert tokenizer.padding_side == "left" and encoder.padding_side == "left"
+    q, d = tokenizer.convert_tokens_to_ids("[Q] "), tokenizer.convert_tokens_to_ids("[D] ")
+    pad = encoder.expansion_id
+    plain = tokenizer("Vitamin D?")["input_ids"]
+    queries = encoder.tokenize(["Vitamin D?"], "query")
+    length = encoder.settings.query_length
+    gap = length - 1 - len(plain)
+    assert queries["input_ids"][0].tolist() == [pad, q] + [pad] * (gap - 1) + plain
+    assert queries["attention_mask"][0].tolist() == [0, 1] + [0] * (gap - 1) + [1] * len(plain)
+    assert queries["keep_mask"].all()
+    longer = tokenizer("Cats and dogs and birds")["input_ids"]
+    short = tokenizer("Cats")["input_ids"]
+    documents = encoder.tokenize(["Cats and dogs and birds", "Cats"], "document")
+    assert documents["input_ids"][0].tolist() == longer[:1] + [d] + longer[1:]  # the longest row: as on the right
+    gap = len(longer) - len(short)
+    assert documents["input_ids"][1].tolist() == [pad, d] + [pad] * (gap - 1) + short
+    assert documents["keep_mask"][1].tolist() == [False, True] + [False] * (gap - 1) + [True] * len(short)
+    # The explicit setting wins over the tokenizer's side.
+    right = load_colbert(str(tmp_path / "left"), padding_side="right")
+    assert right.tokenize(["Cats"], "document")["input_ids"][0].tolist() == short[:1] + [d] + short[1:]
+
+
+def test_left_padding_vectors_depend_on_the_batch(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """Why PyLate's batching is reproduced on the left: a document padded next to a longer
+    one is a different sequence (the prefix moves away from BOS, positions shift)."""
+    encoder = load_colbert(str(left_padding_copy(checkpoints["lfm2"], tmp_path / "left")))
+    text, longer = MIXED[0], MIXED[4]
+    alone = encoder.encode([text], "document", progress=False).embeddings[0]
+    beside = encoder.encode([text, longer], "document", progress=False).embeddings[0]
+    assert alone.shape == beside.shape
+    assert float((alone - beside).abs().max()) > 1e-3
+    assert encoder.plan(MIXED, [], "document") == pylate_batches(MIXED)
+
+
+@pytest.mark.parametrize("arch", FIXTURE_ARCHITECTURES)
+@pytest.mark.parametrize("role", ["query", "document"])
+def test_padding_side_right_is_batch_invariant_for_a_left_padding_tokenizer(
+        checkpoints: dict[str, Path], encoders: dict[str, ColBERTEncoder], tmp_path: Path, arch: str, role: str) -> None:
+    encoder = load_colbert(str(left_padding_copy(checkpoints[arch], tmp_path / "left")), padding_side="right")
+    assert encoder.tokenizer.padding_side == "left" and encoder.padding_side == "right"
+    together = encoder.encode(MIXED, role, progress=False).embeddings
+    alone = [encoder.encode([text], role, progress=False).embeddings[0] for text in MIXED]
+    split = rebatched(encoder, batch_tokens=64, max_batch_size=2).encode(MIXED, role, progress=False).embeddings
+    reference = encoders[arch].encode(MIXED, role, progress=False).embeddings  # the right-padding tokenizer
+    for a, b, c, r in zip(together, alone, split, reference):
+        assert a.shape == b.shape == c.shape == r.shape
+        assert max(float((a - x).abs().max()) for x in (b, c, r)) <= 1e-5
+
+
+def test_an_unknown_padding_side_is_an_error(checkpoints: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="padding_side 'top'.*'left', 'right'"):
+        load_colbert(str(checkpoints["lfm2"]), padding_side="top")
 
 
 def test_resolve_dtype() -> None:
