@@ -21,7 +21,7 @@ from nanobeir_ext.data.fixture import fixture_texts
 from models.fixtures import FIXTURE_ARCHITECTURES, build_backbone_folder, build_fixture_checkpoints
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
 from nanobeir_ext.retrieval.maxsim import maxsim_scores
-from tests.parity.cases import VARIANT_NAMES, fixture_ranking_texts, parity_texts, variants
+from tests.parity.cases import LEFT_VARIANTS, VARIANT_NAMES, fixture_ranking_texts, lone_batch_texts, parity_texts, variants
 
 pytestmark = pytest.mark.parity
 
@@ -58,6 +58,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> OracleRun:
         pytest.fail(f"the PyLate oracle environment is missing ({ORACLE_VENV}): run scripts/setup_pylate_oracle.sh", pytrace=False)
     root = tmp_path_factory.mktemp("parity")
     text_sets = {"parity": parity_texts(), "fixture": fixture_ranking_texts()}
+    text_sets["fixture-lone"] = lone_batch_texts(text_sets["fixture"])
     training_texts = fixture_texts() + text_sets["parity"]["queries"] + text_sets["parity"]["documents"]
     backbones = {arch: str(build_backbone_folder(arch, root / f"backbone-{arch}", training_texts)) for arch in FIXTURE_ARCHITECTURES}
     fixture_checkpoints = {arch: str(path) for arch, path in build_fixture_checkpoints(root / "fixture-models").items()}
@@ -148,9 +149,10 @@ def _top_k_equal_up_to_ties(ours: torch.Tensor, theirs: torch.Tensor, k: int) ->
     return problems
 
 
+@pytest.mark.parametrize("case", ["fixture-writer", "left-fixture"])
 @pytest.mark.parametrize("arch", FIXTURE_ARCHITECTURES)
-def test_fixture_top100_matches_pylate_exhaustive(oracle: OracleRun, arch: str) -> None:
-    name = f"{arch}-fixture-writer"
+def test_fixture_top100_matches_pylate_exhaustive(oracle: OracleRun, arch: str, case: str) -> None:
+    name = f"{arch}-{case}"
     reference, texts = oracle.reference(name), oracle.texts(name)
     assert len(texts["documents"]) > TOP_K, "the fixture should have more documents than the cut-off"
     queries, documents = ragged("q", encoded(oracle, name)["query"]), ragged("d", encoded(oracle, name)["document"])
@@ -172,3 +174,34 @@ def test_lone_query_in_pylate_differs_only_in_masked_expansion_tokens(oracle: Or
     assert float((alone[real:] - batched[real:]).abs().max()) > 1e-3, "transformers now masks a lone row too: the duplicate-row workaround can go"
     ours_alone = encoder.encode(texts["queries"][:1], "query", progress=False).embeddings[0]
     assert float((ours_alone - batched).abs().max()) <= VECTOR_TOLERANCE
+
+
+@pytest.mark.parametrize("name", LEFT_VARIANTS)
+def test_left_variants_pad_left_on_both_sides(oracle: OracleRun, name: str) -> None:
+    """The left variants really exercise left padding: PyLate's tokenizer pads left, ours
+    follows it, and (for the lone-batch text set) PyLate's last query batch holds one text."""
+    meta, encoder = oracle.meta(name), encoder_for(oracle, name)
+    assert meta["padding_side"] == "left" and encoder.padding_side == "left" and meta["query_batch_size"] is None
+    if oracle.texts(name) is oracle.text_sets["fixture-lone"]:
+        assert len(oracle.texts(name)["queries"]) % 32 == 1
+
+
+@pytest.mark.parametrize("arch", FIXTURE_ARCHITECTURES)
+def test_padding_side_right_on_a_left_tokenizer_is_batch_invariant_and_pylates_right_padded_vectors(oracle: OracleRun, arch: str) -> None:
+    """``padding_side=right`` on the left-padding checkpoint: every text alone or together
+    gives the vectors PyLate gives for the same weights with a right-padding tokenizer."""
+    left, default = f"{arch}-left-padding", f"{arch}-default"
+    for part in ("model.safetensors", "1_Dense/model.safetensors"):
+        same = load_file(str(oracle.out / left / "checkpoint" / part)), load_file(str(oracle.out / default / "checkpoint" / part))
+        assert same[0].keys() == same[1].keys() and all(torch.equal(same[0][k], same[1][k]) for k in same[0]), part
+    encoder = load_colbert(str(oracle.out / left / "checkpoint"), device="cpu", dtype="float32", padding_side="right")
+    assert encoder.tokenizer.padding_side == "left"
+    reference, texts = oracle.reference(default), oracle.texts(default)
+    for role, key in (("query", "queries"), ("document", "documents")):
+        expected = reference_vectors(reference, role, len(texts[key]))
+        together = encoder.encode(texts[key], role, progress=False).embeddings
+        alone = [encoder.encode([text], role, progress=False).embeddings[0] for text in texts[key]]
+        for got in (together, alone):
+            assert [g.shape for g in got] == [e.shape for e in expected]
+            worst = max(float((g - e).abs().max()) for g, e in zip(got, expected))
+            assert worst <= VECTOR_TOLERANCE, f"{arch}: right-padded {role} vectors differ from PyLate by up to {worst:.2e}"

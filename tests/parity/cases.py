@@ -39,6 +39,12 @@ def parity_texts() -> dict[str, list[str]]:
     return {"queries": queries, "documents": documents}
 
 
+def lone_batch_texts(texts: dict[str, list[str]], batch_size: int = 32) -> dict[str, list[str]]:
+    """The first ``batch_size + 1`` queries and every document: PyLate's last query batch then
+    holds one text (for LFM2, transformers skips the padding mask in a batch of one)."""
+    return {"queries": texts["queries"][: batch_size + 1], "documents": texts["documents"]}
+
+
 def fixture_ranking_texts(queries_per_subset: int = 2) -> dict[str, list[str]]:
     """Every fixture document (all subsets and languages) and the first queries of each
     subset in every language: scoring all queries against the zero-padded corpus with
@@ -60,7 +66,13 @@ EXTRA_DENSE = [
 
 
 def variants(backbones: dict[str, str], fixture_checkpoints: dict[str, str]) -> list[dict]:
-    """The oracle's variants; ``name`` is ``<arch>-<case>``."""
+    """The oracle's variants; ``name`` is ``<arch>-<case>``.
+
+    ``left-padding`` / ``left-fixture``: the tokenizer pads on the left (``padding_side`` in
+    tokenizer_config.json) and PyLate encodes with its default batching (32 texts, length
+    sorted), because the vectors then depend on the batch; ``left-padding`` is ``default``
+    with only that edit (same seed, same Dense weights).
+    """
     cases = {
         "default": {},
         "no-expansion": {"arguments": {"do_query_expansion": False}},
@@ -70,12 +82,15 @@ def variants(backbones: dict[str, str], fixture_checkpoints: dict[str, str]) -> 
         },
         "lowercase": {"edits": {"do_lower_case": True}},
         "dense-stack": {"arguments": {"embedding_size": 48, "bias": True}, "edits": {"extra_dense": EXTRA_DENSE}},
+        "left-padding": {"edits": {"padding_side": "left"}, "pylate_batching": True},
     }
     result = []
     for arch, backbone in backbones.items():
         for case, spec in cases.items():
             result.append({"name": f"{arch}-{case}", "backbone": backbone, "texts": "parity", **spec})
         result.append({"name": f"{arch}-fixture-writer", "checkpoint": fixture_checkpoints[arch], "texts": "fixture"})
+        result.append({"name": f"{arch}-left-fixture", "checkpoint": fixture_checkpoints[arch], "texts": "fixture-lone",
+                       "edits": {"padding_side": "left"}, "pylate_batching": True})
     result.append({"name": "lfm2-no-prefix", "backbone": backbones["lfm2"], "texts": "parity", "arguments": {"query_prefix": "", "document_prefix": ""}})
     for variant in result:
         if variant["name"] == "lfm2-default":
@@ -86,5 +101,7 @@ def variants(backbones: dict[str, str], fixture_checkpoints: dict[str, str]) -> 
 VARIANT_NAMES = [
     f"{arch}-{case}"
     for arch in ("lfm2", "modernbert")
-    for case in ("default", "no-expansion", "attend-expansion", "prefixes-lengths", "lowercase", "dense-stack", "fixture-writer")
+    for case in ("default", "no-expansion", "attend-expansion", "prefixes-lengths", "lowercase", "dense-stack", "fixture-writer",
+                 "left-padding", "left-fixture")
 ] + ["lfm2-no-prefix"]
+LEFT_VARIANTS = [name for name in VARIANT_NAMES if "-left-" in name]

@@ -8,7 +8,7 @@ variant this script
 1. builds a checkpoint the way a user would: ``ColBERT(model_name_or_path=backbone,
    **arguments).save(dir)`` (or takes an existing checkpoint as is), then applies the
    file edits PyLate has no constructor argument for (``do_lower_case``, extra Dense
-   layers with bias / activation / residual);
+   layers with bias / activation / residual, the tokenizer's ``padding_side``);
 2. reloads the saved checkpoint with PyLate, so the reference comes from the files;
 3. encodes the texts as queries and documents, and scores them with
    ``pylate.scores.colbert_scores``.
@@ -80,6 +80,13 @@ def set_lower_case(checkpoint: Path) -> None:
     path.write_text(json.dumps(config, indent=2))
 
 
+def set_padding_side(checkpoint: Path, side: str) -> None:
+    path = checkpoint / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["padding_side"] = side
+    path.write_text(json.dumps(config, indent=2))
+
+
 def build_checkpoint(variant: dict, target: Path) -> None:
     torch.manual_seed(variant.get("seed", 0))
     if "checkpoint" in variant:  # an existing checkpoint, e.g. one our own writer produced
@@ -94,6 +101,8 @@ def build_checkpoint(variant: dict, target: Path) -> None:
         set_lower_case(target)
     if edits.get("extra_dense"):
         append_dense_layers(target, edits["extra_dense"], seed=variant.get("seed", 0) + 1)
+    if edits.get("padding_side"):
+        set_padding_side(target, edits["padding_side"])
 
 
 def pad(vectors: list[np.ndarray], length: int | None = None) -> torch.Tensor:
@@ -131,9 +140,14 @@ def run_variant(variant: dict, spec: dict, out: Path) -> dict:
     model = models.ColBERT(model_name_or_path=str(checkpoint), device="cpu", model_kwargs={"dtype": torch.float32})
     text_set = spec["text_sets"][variant.get("texts", "parity")]
     queries, documents = text_set["queries"], text_set["documents"]
-    q_batch = query_batch_size(len(queries))
-    query_vectors = model.encode(queries, is_query=True, batch_size=q_batch, show_progress_bar=False)
-    document_vectors = model.encode(documents, is_query=False, batch_size=16, show_progress_bar=False)
+    if variant.get("pylate_batching"):  # PyLate's own default batching, a lone last batch included
+        q_batch, d_batch = None, None
+        query_vectors = model.encode(queries, is_query=True, show_progress_bar=False)
+        document_vectors = model.encode(documents, is_query=False, show_progress_bar=False)
+    else:
+        q_batch, d_batch = query_batch_size(len(queries)), 16
+        query_vectors = model.encode(queries, is_query=True, batch_size=q_batch, show_progress_bar=False)
+        document_vectors = model.encode(documents, is_query=False, batch_size=d_batch, show_progress_bar=False)
     tensors = {f"query.{i}": torch.from_numpy(v) for i, v in enumerate(query_vectors)}
     tensors |= {f"document.{i}": torch.from_numpy(v) for i, v in enumerate(document_vectors)}
     exact, padded = score_matrices(query_vectors, document_vectors)
@@ -141,6 +155,8 @@ def run_variant(variant: dict, spec: dict, out: Path) -> dict:
     meta = {
         "name": variant["name"],
         "query_batch_size": q_batch,
+        "document_batch_size": d_batch,
+        "padding_side": model.tokenizer.padding_side,
         "settings": {
             "query_prefix": model.query_prefix,
             "document_prefix": model.document_prefix,
