@@ -80,3 +80,10 @@ def test_importing_computation_loads_no_rendering_or_heavy_backend(module: str, 
     code = f"import sys, {module}; print({absent!r} in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_DIR, check=True)
     assert done.stdout.strip() == "False", f"importing {module} loads {absent}"
+
+
+def test_public_face_resolves_every_name():
+    import nanobeir_ext
+
+    for name in nanobeir_ext.__all__:
+        assert getattr(nanobeir_ext, name).__name__ == name
