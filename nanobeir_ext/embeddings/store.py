@@ -31,6 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from nanobeir_ext.atomic import file_mode, fsync_dir, naming_the_file
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -151,18 +152,24 @@ class EmbeddingStore:
             "metadata": _canonical_json(dict(metadata)),
         }
         header["sha256"] = _checksum(header, offsets, vectors)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # The temp name starts with a dot and ends in .partial: never mistaken for an entry.
         temp = path.parent / f".{key}.{os.getpid()}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"vectors": vectors, "offsets": offsets}, str(temp), metadata=header)
             with open(temp, "rb") as written:
                 os.fsync(written.fileno())
+            os.chmod(temp, file_mode())  # safetensors creates 0600; jobs sharing the cache must read it
             os.replace(temp, path)
-        except BaseException:
+        except BaseException as err:
             temp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise naming_the_file(err, path) from err
+            code = _os_error_code(err)  # safetensors wraps I/O errors in its own type
+            if code is not None:
+                raise OSError(code, f"{err} while writing {path}") from err
             raise
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return StoreEntryInfo(
             key=key, path=path, n_texts=len(embeddings), n_vectors=int(vectors.shape[0]), dim=int(vectors.shape[1]),
             dtype=str(vectors.dtype).removeprefix("torch."), metadata=dict(metadata),
@@ -254,15 +261,7 @@ class EmbeddingStore:
 _DTYPE_NAMES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64", "I64": "int64"}
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable (best effort: not every platform can open a folder)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _os_error_code(err: BaseException) -> int | None:
+    """The errno in a safetensors write error ("... (os error 28)"), so it keeps its OSError subclass."""
+    found = re.search(r"\(os error (\d+)\)", str(err)) if isinstance(err, Exception) else None
+    return int(found.group(1)) if found else None
