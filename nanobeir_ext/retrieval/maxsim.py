@@ -56,9 +56,28 @@ Speed and memory
     launches (see :func:`default_chunk_tokens`) and the corpus vectors are
     copied to the device once (``n_tokens x dim x itemsize`` bytes), then
     gathered chunk by chunk there.
+Threads on CPU
+    Tiles are scored by ``torch.get_num_threads()`` worker threads, each
+    running torch ops single-threaded (the caller's thread count is set to 1
+    for the call and restored after it) with its own similarity buffer, and
+    each taking the next tile when it is free; the main thread sums and merges
+    a chunk while the workers score the next one. Why: with torch's own
+    intra-op threads every op of every tile (gather, matmul, max) is a
+    parallel region that ends in a barrier, so when another process takes a
+    core, each barrier waits for a descheduled thread. Measured on the 2-core
+    VM beside other jobs (load 4-7), 50 queries x 2,000 documents: 6.0 s with
+    intra-op threads against 2.5 s with tile workers (the same matmul FLOPs
+    took 1.9 s), and with one extra CPU-bound process the tile workers kept
+    62% of their speed where the plain matmul kept 58%
+    (``python -m benchmarks.maxsim_vs_pylate --under-load``). Results are
+    identical: each tile's numbers do not depend on which thread computes
+    them, and the top-k merge is a total order.
 """
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Literal
 
@@ -173,6 +192,13 @@ class _Chunk:
     documents: torch.Tensor  # document indices, longest first; one top-k merge
     tiles: tuple[torch.Tensor, ...]  # consecutive parts of ``documents``; one padded matmul each
 
+    def placed_tiles(self) -> Iterator[tuple[int, torch.Tensor]]:
+        """Each tile with its first column in the chunk's maxima."""
+        column = 0
+        for tile in self.tiles:
+            yield column, tile
+            column += len(tile)
+
 
 def _plan_chunks(documents: RaggedEmbeddings, device: str, chunk_tokens: int | None) -> list[_Chunk]:
     """Documents sorted longest first, cut into chunks of at most ``chunk_tokens``
@@ -212,40 +238,110 @@ def _iter_chunk_scores(
         return
     target = torch.device(device)
     query_vectors = queries.vectors.to(device=target, dtype=torch.float32)
-    query_rows = query_vectors.shape[0]
     sum_per_query = _query_summer(queries, target)
     doc_lengths = documents.lengths
     doc_offsets = documents.offsets.to(target)
     doc_vectors = documents.vectors if target.type == "cpu" else documents.vectors.to(target)
     longest_doc = int(doc_lengths.max())
-    # One similarity buffer for the whole call: a fresh multi-MiB tensor per
-    # tile costs page faults on CPU (measured: ~25% of the run).
     widest_tile = max(len(tile) * int(doc_lengths[tile[0]]) for chunk in chunks for tile in chunk.tiles)
-    buffer = torch.empty(min(query_rows, _QUERY_ROWS_PER_BLOCK) * widest_tile, dtype=torch.float32, device=target)
+    scorer = _TileScorer(query_vectors, doc_vectors, doc_offsets, doc_lengths, widest_tile, target)
 
-    for chunk in chunks:
-        maxima = torch.zeros((query_rows + 1, len(chunk.documents)), dtype=torch.float32, device=target)
-        column = 0
-        for tile in chunk.tiles:
-            lengths = doc_lengths[tile]
-            width = int(lengths[0])
-            # Pad each document to the tile's longest by repeating its last vector:
-            # a repeated vector never changes a max, so this is the exact "mask" rule.
-            span = torch.minimum(torch.arange(width, device=target)[None, :], lengths.to(target)[:, None] - 1)
-            rows = (doc_offsets[tile.to(target)][:, None] + span).reshape(-1)
-            columns = doc_vectors.index_select(0, rows).to(dtype=torch.float32).T
-            for start in range(0, query_rows, _QUERY_ROWS_PER_BLOCK):
-                block = query_vectors[start : start + _QUERY_ROWS_PER_BLOCK]
-                similarity = buffer[: block.shape[0] * columns.shape[1]].view(block.shape[0], columns.shape[1])
-                torch.mm(block, columns, out=similarity)
-                maxima[start : start + block.shape[0], column : column + len(tile)] = similarity.view(
-                    block.shape[0], len(tile), width
-                ).amax(dim=2)
-            column += len(tile)
+    def finish(chunk: _Chunk, maxima: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if padding == "zero":
+            rows = query_vectors.shape[0]
             shorter = (doc_lengths[chunk.documents] < longest_doc).to(target)
-            maxima[:query_rows] = torch.where(shorter[None, :], maxima[:query_rows].clamp_min(0.0), maxima[:query_rows])
-        yield chunk.documents.to(target), sum_per_query(maxima)
+            maxima[:rows] = torch.where(shorter[None, :], maxima[:rows].clamp_min(0.0), maxima[:rows])
+        return chunk.documents.to(target), sum_per_query(maxima)
+
+    workers = cpu_workers(target)
+    if workers == 1:
+        for chunk in chunks:
+            maxima = scorer.new_maxima(len(chunk.documents))
+            for column, tile in chunk.placed_tiles():
+                scorer.score(tile, column, maxima, scorer.buffer())
+            yield finish(chunk, maxima)
+        return
+    with _single_threaded_ops(), ThreadPoolExecutor(workers, thread_name_prefix="maxsim") as pool:
+        # Each worker takes the next tile when it is free (dynamic scheduling), so
+        # a worker descheduled by another process delays only its own tile, not
+        # every parallel region of every op. One chunk ahead is queued while the
+        # main thread sums and merges the last one.
+        def submit(chunk: _Chunk) -> tuple[torch.Tensor, list]:
+            maxima = scorer.new_maxima(len(chunk.documents))
+            futures = [pool.submit(scorer.score_in_worker, tile, column, maxima) for column, tile in chunk.placed_tiles()]
+            return maxima, futures
+
+        pending = submit(chunks[0])
+        for index, chunk in enumerate(chunks):
+            maxima, futures = pending
+            for future in futures:
+                future.result()
+            if index + 1 < len(chunks):
+                pending = submit(chunks[index + 1])
+            yield finish(chunk, maxima)
+
+
+def cpu_workers(device: torch.device) -> int:
+    """Threads that score tiles: torch's intra-op thread count on CPU, 1 elsewhere."""
+    return max(1, torch.get_num_threads()) if device.type == "cpu" else 1
+
+
+@contextmanager
+def _single_threaded_ops() -> Iterator[None]:
+    """torch ops run single-threaded inside (the tile workers are the parallelism);
+    the caller's thread count is restored on exit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _TileScorer:
+    """Per-query-vector maxima of one tile of documents into its columns of a chunk's maxima."""
+
+    def __init__(self, query_vectors: torch.Tensor, doc_vectors: torch.Tensor, doc_offsets: torch.Tensor,
+                 doc_lengths: torch.Tensor, widest_tile: int, target: torch.device):
+        self.query_vectors = query_vectors
+        self.doc_vectors = doc_vectors
+        self.doc_offsets = doc_offsets
+        self.doc_lengths = doc_lengths
+        self.target = target
+        self.buffer_size = min(query_vectors.shape[0], _QUERY_ROWS_PER_BLOCK) * widest_tile
+        self._local = threading.local()
+
+    def new_maxima(self, n_documents: int) -> torch.Tensor:
+        # One extra zero row: the query summer reads it for positions past a query's end.
+        return torch.zeros((self.query_vectors.shape[0] + 1, n_documents), dtype=torch.float32, device=self.target)
+
+    def buffer(self) -> torch.Tensor:
+        """This thread's similarity buffer, reused for every tile: a fresh multi-MiB
+        tensor per tile costs page faults on CPU (measured: ~25% of the run)."""
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = torch.empty(self.buffer_size, dtype=torch.float32, device=self.target)
+        return buffer
+
+    def score_in_worker(self, tile: torch.Tensor, column: int, maxima: torch.Tensor) -> None:
+        self.score(tile, column, maxima, self.buffer())
+
+    def score(self, tile: torch.Tensor, column: int, maxima: torch.Tensor, buffer: torch.Tensor) -> None:
+        target = self.target
+        lengths = self.doc_lengths[tile]
+        width = int(lengths[0])
+        # Pad each document to the tile's longest by repeating its last vector:
+        # a repeated vector never changes a max, so this is the exact "mask" rule.
+        span = torch.minimum(torch.arange(width, device=target)[None, :], lengths.to(target)[:, None] - 1)
+        rows = (self.doc_offsets[tile.to(target)][:, None] + span).reshape(-1)
+        columns = self.doc_vectors.index_select(0, rows).to(dtype=torch.float32).T
+        query_rows = self.query_vectors.shape[0]
+        for start in range(0, query_rows, _QUERY_ROWS_PER_BLOCK):
+            block = self.query_vectors[start : start + _QUERY_ROWS_PER_BLOCK]
+            similarity = buffer[: block.shape[0] * columns.shape[1]].view(block.shape[0], columns.shape[1])
+            torch.mm(block, columns, out=similarity)
+            torch.amax(similarity.view(block.shape[0], len(tile), width), dim=2,
+                       out=maxima[start : start + block.shape[0], column : column + len(tile)])
 
 
 def _query_summer(queries: RaggedEmbeddings, target: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

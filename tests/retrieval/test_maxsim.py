@@ -225,3 +225,44 @@ def test_cuda_matches_cpu():
     cpu_run = maxsim_topk(queries, documents, k=20)
     cuda_run = maxsim_topk(queries, documents, k=20, device="cuda", chunk_tokens=5_000)
     assert {q: list(d) for q, d in cuda_run.items()} == {q: list(d) for q, d in cpu_run.items()}
+
+
+@pytest.mark.parametrize("padding", ["mask", "zero"])
+def test_tile_workers_give_the_same_results_as_one_thread(monkeypatch, padding):
+    from nanobeir_ext.retrieval import maxsim as retrieval
+
+    monkeypatch.setattr(retrieval, "_CPU_TILE_TOKENS", 40)  # many tiles per chunk, shared by the workers
+    queries = random_ragged("q", 7, 1, 6, 16, seed=11)
+    documents = random_ragged("d", 90, 1, 30, 16, seed=12)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = maxsim_scores(queries, documents, chunk_tokens=200, padding=padding)
+        single_run = maxsim_topk(queries, documents, k=15, chunk_tokens=200, padding=padding)
+        torch.set_num_threads(3)
+        workers = maxsim_scores(queries, documents, chunk_tokens=200, padding=padding)
+        workers_run = maxsim_topk(queries, documents, k=15, chunk_tokens=200, padding=padding)
+        assert torch.get_num_threads() == 3  # the caller's thread count is restored
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(single, workers)
+    assert list(single_run.items()) == list(workers_run.items())
+    assert [list(docs) for docs in single_run.values()] == [list(docs) for docs in workers_run.values()]
+
+
+def test_thread_count_is_restored_when_scoring_stops_early():
+    from nanobeir_ext.retrieval import maxsim as retrieval
+
+    queries = random_ragged("q", 2, 2, 2, 4, seed=1)
+    documents = random_ragged("d", 30, 1, 5, 4, seed=2)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        chunks = retrieval._plan_chunks(documents, "cpu", 10)
+        scores = retrieval._iter_chunk_scores(queries, documents, chunks, "cpu", "mask")
+        next(scores)
+        assert torch.get_num_threads() == 1  # inside: ops single-threaded, the workers are the parallelism
+        scores.close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
