@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from nanobeir_ext.compare.cells import CELL_KEYS, EXAMPLES, QUERY_KEYS, RESULT_KEYS, by_scope, key_text
 from nanobeir_ext.compare.settings import (EXIT_MISMATCH, EXIT_PASS, EXIT_REGRESSION, LATENCY_METRICS, CompareSettings,
                                            SignificanceSettings)
-from nanobeir_ext.compare.significance import Correction, adjust, paired_randomization_test
+from nanobeir_ext.evaluation.significance import Correction, adjust, paired_randomization_test
 from nanobeir_ext.evaluation.results import MEAN_SUBSET
 from nanobeir_ext.outputs.folders import RunFolder
 

@@ -16,7 +16,7 @@ import pandas as pd
 from nanobeir_ext.atomic import write_csv, write_json, write_text
 from nanobeir_ext.compare.regression import RunComparison
 from nanobeir_ext.compare.reproduction import ModelReproduction, PublishedComparison
-from nanobeir_ext.compare.significance import correction_name
+from nanobeir_ext.evaluation.significance import correction_name
 from nanobeir_ext.languages import ordered
 from nanobeir_ext.reporting.tables import (format_fixed, format_p_value, format_percent, format_signed, is_missing,
                                            markdown_table)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nanobeir_ext.compare.significance import CORRECTIONS, Correction
 from nanobeir_ext.evaluation.metrics import PRIMARY_METRIC
+from nanobeir_ext.evaluation.significance import SignificanceSettings  # noqa: F401  (part of CompareSettings)
 
 EXIT_PASS = 0
 EXIT_REGRESSION = 1  # also: published numbers not reproduced
@@ -28,23 +28,6 @@ class Tolerances:
         for name in ("published_abs", "cell_drop_abs", "mean_drop_abs", "latency_increase_rel", "any_change_abs"):
             if (getattr(self, name) or 0) < 0:
                 raise ValueError(f"tolerance {name} must be >= 0, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class SignificanceSettings:
-    metric: str = PRIMARY_METRIC  # per-query metric the paired test runs on
-    n_resamples: int = 10000
-    seed: int = 0
-    alpha: float = 0.05
-    correction: Correction = "holm"
-
-    def __post_init__(self) -> None:
-        if self.correction not in CORRECTIONS:
-            raise ValueError(f"unknown correction {self.correction!r}; valid choices: {list(CORRECTIONS)}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
-        if self.n_resamples < 1:
-            raise ValueError(f"n_resamples must be >= 1, got {self.n_resamples}")
 
 
 @dataclass(frozen=True)

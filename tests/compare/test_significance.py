@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from nanobeir_ext.compare.significance import adjust, benjamini_hochberg, holm, paired_randomization_test
+from nanobeir_ext.evaluation.significance import adjust, benjamini_hochberg, holm, paired_randomization_test
 
 
 def test_identical_scores_give_p_one_and_zero_difference() -> None:

@@ -1,17 +1,44 @@
 """Paired significance tests over per-query scores, and multiple-comparison corrections.
 
 Pure functions with explicit seeds: the same inputs give the same p-values on every machine.
+Used by run-vs-run comparisons (``compare/regression.py``) and the model leaderboard
+(``reporting/leaderboard.py``), so it lives below both.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
+
+from nanobeir_ext.evaluation.metrics import PRIMARY_METRIC
 
 Correction = Literal["holm", "bh", "none"]
 CORRECTIONS: tuple[str, ...] = ("holm", "bh", "none")
 # Sign patterns scored per matrix product: bounds memory at chunk x n_queries floats.
 _CHUNK = 1024
+# Pooled tests (a whole matrix, ~50k queries) take fewer patterns per product so a chunk stays
+# at about 4M floats; up to 4096 queries the chunk (and so the random stream) is unchanged.
+_MAX_CHUNK_VALUES = _CHUNK * 4096
+
+
+@dataclass(frozen=True)
+class SignificanceSettings:
+    """The paired test and its correction, as configured (``significance`` in the configs)."""
+
+    metric: str = PRIMARY_METRIC  # per-query metric the paired test runs on
+    n_resamples: int = 10000
+    seed: int = 0
+    alpha: float = 0.05
+    correction: Correction = "holm"
+
+    def __post_init__(self) -> None:
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"unknown correction {self.correction!r}; valid choices: {list(CORRECTIONS)}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
+        if self.n_resamples < 1:
+            raise ValueError(f"n_resamples must be >= 1, got {self.n_resamples}")
 
 
 def paired_randomization_test(a: Sequence[float], b: Sequence[float], *, n_resamples: int = 10000,
@@ -58,8 +85,9 @@ def paired_randomization_test(a: Sequence[float], b: Sequence[float], *, n_resam
         return _exact_p(nonzero, observed, slack), mean_diff
     rng = np.random.default_rng(seed)
     at_least = 0
-    for start in range(0, n_resamples, _CHUNK):
-        rows = min(_CHUNK, n_resamples - start)
+    chunk = max(1, min(_CHUNK, _MAX_CHUNK_VALUES // nonzero.size))
+    for start in range(0, n_resamples, chunk):
+        rows = min(chunk, n_resamples - start)
         signs = rng.integers(0, 2, size=(rows, nonzero.size), dtype=np.int8) * 2 - 1
         sums = signs.astype(np.float64) @ nonzero
         at_least += int((np.abs(sums) >= observed - slack).sum())
