@@ -1,6 +1,6 @@
 """A ColBERT encoder for any PyLate-format checkpoint, with plain transformers + torch.
 
-It reproduces PyLate 1.6.0's vectors (notes/colbert-encoding.md):
+It reproduces PyLate 1.6.0's vectors (docs/encoding.md):
 
 1. ``text.strip()``, lower-cased when ``do_lower_case``; tokenized with special tokens,
    ``truncation="longest_first"``, ``max_length = L - 1`` (the prefix counts toward L).
