@@ -1,9 +1,18 @@
 """Published reference tables (``reports/reference/``) in the long format of run results.
 
 ``manifest.json`` in the reference folder lists each data file with its model, metric,
-printing precision and source. Matrices become rows with ``subset == "mean"`` (the card's
-cells average the subsets), per-subset tables become rows with ``doc_lang == query_lang``.
-The printed row/column averages are kept apart from the cells so that they can be checked
+printing precision, source and conditions. Three kinds of table:
+
+- ``matrix``: a full doc-language x query-language table; its cells become rows with
+  ``subset == "mean"`` (the card's cells average the subsets);
+- ``subsets``: one language's per-subset values (``subset,<metric>``), rows with
+  ``doc_lang == query_lang == language``;
+- ``diagonal``: same-language values only, for any languages (``lang,subset,<metric>``);
+  ``subset`` is a NanoBEIR subset or ``mean`` when the source prints a per-language mean.
+
+A reference need not cover the whole matrix: :meth:`Reference.cells` returns only the cells a
+source publishes, so a comparison can say "not published" instead of inventing a value. The
+printed row/column averages are kept apart from the cells so that they can be checked
 against the cells instead of trusted.
 """
 from __future__ import annotations
@@ -15,11 +24,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from nanobeir_ext.languages import MATRIX_LANGUAGES
+from nanobeir_ext.languages import KNOWN_LANGUAGES, MATRIX_LANGUAGES
 from nanobeir_ext.evaluation.results import MEAN_SUBSET, RESULT_COLUMNS, sort_long
 
 MANIFEST = "manifest.json"
-TABLE_KINDS: tuple[str, ...] = ("matrix", "subsets")
+TABLE_KINDS: tuple[str, ...] = ("matrix", "subsets", "diagonal")
+CELL_KINDS: tuple[str, ...] = ("matrix", "diagonal")  # kinds that give matrix cells
 # Row AVG: one document language averaged over the query languages; column AVG: the reverse.
 AVERAGE_AXES: tuple[str, ...] = ("doc", "query")
 
@@ -34,15 +44,17 @@ class Source:
     notes: str = ""
     also_in: str = ""
     dataset: str = ""
+    conditions: str = ""  # how the source measured: data copy, metric convention, retrieval
 
     def cite(self) -> str:
-        return f"{self.title}, <{self.url}> (published {self.published}, recorded {self.recorded})"
+        return (f"{self.title}, <{self.url}> (published {self.published}, recorded {self.recorded})"
+                + (f". Conditions: {self.conditions}" if self.conditions else ""))
 
 
 @dataclass(frozen=True)
 class ReferenceTable:
     file: str
-    kind: str  # "matrix" or "subsets"
+    kind: str  # one of TABLE_KINDS
     model: str
     benchmark: str
     metric: str
@@ -67,6 +79,38 @@ class Reference:
 
     def table(self, model: str, kind: str) -> ReferenceTable | None:
         return next((t for t in self.tables if t.model == model and t.kind == kind), None)
+
+    def cell_table(self, model: str) -> ReferenceTable | None:
+        """The table that gives ``model``'s matrix cells (a full matrix or a diagonal), if any."""
+        return next((t for t in self.tables if t.model == model and t.kind in CELL_KINDS), None)
+
+    def cells(self, model: str) -> pd.DataFrame:
+        """The published cells only: doc_lang, query_lang, published, from_subsets.
+
+        A diagonal table's cell is its printed per-language mean when the source prints one,
+        else the unweighted mean of its published per-subset values (``from_subsets`` True),
+        the same convention as the run's ``mean`` rows. Cells the source does not publish are
+        absent, never zero.
+        """
+        columns = ["doc_lang", "query_lang", "published", "from_subsets"]
+        spec = self.cell_table(model)
+        if spec is None:
+            return pd.DataFrame(columns=columns)
+        rows = self.results[(self.results["model"] == model) & (self.results["benchmark"] == spec.benchmark)
+                            & (self.results["metric"] == spec.metric)]
+        if spec.kind == "diagonal":
+            rows = rows[rows["doc_lang"] == rows["query_lang"]]
+        out = []
+        for (doc, query), part in rows.groupby(["doc_lang", "query_lang"], sort=False):
+            mean = part[part["subset"] == MEAN_SUBSET]
+            if len(mean):
+                out.append((doc, query, float(mean["value"].iloc[0]), False))
+            elif spec.kind == "diagonal":
+                out.append((doc, query, float(part["value"].mean()), True))
+        frame = pd.DataFrame(out, columns=columns)
+        order = {lang: i for i, lang in enumerate(KNOWN_LANGUAGES)}
+        return frame.sort_values(["doc_lang", "query_lang"], key=lambda c: c.map(order), kind="mergesort",
+                                 ignore_index=True)
 
     def matrix(self, model: str) -> pd.DataFrame:
         """Rows = document language, columns = query language, as printed."""
@@ -98,6 +142,8 @@ def load_reference(directory: Path) -> Reference:
             frames.append(_read_matrix(directory / table.file, table))
             if table.averages_file:
                 averages.append(_read_printed_averages(directory / table.averages_file, table))
+        elif table.kind == "diagonal":
+            frames.append(_read_diagonal(directory / table.file, table))
         else:
             frames.append(_read_subsets(directory / table.file, table))
     if not tables:
@@ -205,3 +251,19 @@ def _read_subsets(path: Path, spec: ReferenceTable) -> pd.DataFrame:
     return pd.DataFrame({"model": spec.model, "benchmark": spec.benchmark, "subset": raw["subset"],
                          "doc_lang": spec.language, "query_lang": spec.language, "metric": spec.metric,
                          "value": values})
+
+
+def _read_diagonal(path: Path, spec: ReferenceTable) -> pd.DataFrame:
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if list(raw.columns) != ["lang", "subset", spec.metric]:
+        raise ValueError(f"{path}: expected columns ['lang', 'subset', {spec.metric!r}], got {list(raw.columns)}")
+    unknown = sorted(set(raw["lang"]) - set(KNOWN_LANGUAGES))
+    if unknown:
+        raise ValueError(f"{path}: unknown languages {unknown}; valid choices: {list(KNOWN_LANGUAGES)}")
+    duplicated = raw.duplicated(["lang", "subset"])
+    if duplicated.any():
+        raise ValueError(f"{path}: duplicate (lang, subset) rows {raw.loc[duplicated, ['lang', 'subset']].values.tolist()}")
+    values = [_number(v, spec.decimals, f"{path.name} {lang} {s}")
+              for lang, s, v in zip(raw["lang"], raw["subset"], raw[spec.metric])]
+    return pd.DataFrame({"model": spec.model, "benchmark": spec.benchmark, "subset": raw["subset"],
+                         "doc_lang": raw["lang"], "query_lang": raw["lang"], "metric": spec.metric, "value": values})

@@ -26,6 +26,7 @@ Comparison = Union[RunComparison, PublishedComparison]
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 _WORST = 5
+NOT_PUBLISHED = "n/p"  # a cell or scope the source does not publish (never shown as 0)
 _VERDICT_BADGE = {"pass": "✅ PASS", "regression": "❌ REGRESSION", "mismatch": "⚠️ COVERAGE MISMATCH",
                   "reproduced": "✅ reproduced", "not reproduced": "❌ not reproduced",
                   "nothing to compare": "⚠️ nothing to compare"}
@@ -36,10 +37,11 @@ def _text_table(frame: pd.DataFrame, index_label: str = "") -> str:
 
 
 def _matrix(cells: pd.DataFrame, render: Any, *, averages: pd.DataFrame | None = None,
-            render_average: Any = None) -> str:
-    """Doc-language rows x query-language columns of strings; optional AVG column and row."""
+            render_average: Any = None, blank: str = "") -> str:
+    """Doc-language rows x query-language columns of strings; optional AVG column and row;
+    ``blank`` fills the positions ``cells`` has no row for."""
     docs, queries = ordered(cells["doc_lang"].unique()), ordered(cells["query_lang"].unique())
-    table = pd.DataFrame("", index=list(docs), columns=list(queries), dtype=object)
+    table = pd.DataFrame(blank, index=list(docs), columns=list(queries), dtype=object)
     for row in cells.itertuples(index=False):
         table.at[row.doc_lang, row.query_lang] = render(row)
     if averages is not None:
@@ -261,10 +263,12 @@ def _published_summary(c: PublishedComparison) -> str:
         largest = m.largest
         rows.append({"run model": m.run_model, "published": m.reference_model,
                      "weights": m.weights if m.weights == "real" else f"**{m.weights}**",
+                     "coverage": m.coverage,
                      "benchmark": m.run_benchmark, "cells": str(len(m.cells)),
                      "within ±tol": f"{int(m.cells['within'].sum())}/{len(m.cells)}",
-                     "Δ mean": format_signed(summary.get("all"), 4), "Δ diagonal": format_signed(summary.get("diagonal"), 4),
-                     "Δ off-diagonal": format_signed(summary.get("off-diagonal"), 4),
+                     "Δ mean": format_signed(summary.get("all"), 4, missing=NOT_PUBLISHED),
+                     "Δ diagonal": format_signed(summary.get("diagonal"), 4, missing=NOT_PUBLISHED),
+                     "Δ off-diagonal": format_signed(summary.get("off-diagonal"), 4, missing=NOT_PUBLISHED),
                      "largest |Δ|": "–" if largest is None else
                      f"{format_signed(largest['delta'])} ({largest['doc_lang']}/{largest['query_lang']})",
                      "verdict": _VERDICT_BADGE[m.verdict]})
@@ -279,26 +283,37 @@ def _model_section(m: ModelReproduction, metric: str) -> list[str]:
     if m.missing_cells:
         lines += [f"{len(m.missing_cells)} published cells are not in the run (e.g. "
                   f"{', '.join(f'{d}/{q}' for d, q in m.missing_cells[:_WORST])}); compared {len(m.cells)}.", ""]
+    if m.unpublished_cells:
+        lines += [f"{len(m.unpublished_cells)} run cells are not published by the source (`{NOT_PUBLISHED}` below; "
+                  f"e.g. {', '.join(f'{d}/{q}' for d, q in m.unpublished_cells[:_WORST])}): they are not compared.", ""]
+    if len(m.cells) and m.cells["from_subsets"].any():
+        derived = m.cells[m.cells["from_subsets"]]
+        lines += [f"Published cells {', '.join(f'{d}/{q}' for d, q in zip(derived['doc_lang'], derived['query_lang']))} "
+                  "are the unweighted means of the source's per-subset values (the source prints no mean for them).", ""]
     if len(m.cells):
         tol = m.tolerance
         lines += [f"### Δ {metric} (run − published), rows = document language, columns = query language", "",
                   _matrix(m.cells, lambda r: format_signed(r.delta) + ("" if r.within else " ✗"), averages=m.averages,
-                          render_average=lambda r: format_signed(r.delta)), "",
-                  f"`✗` outside ±{tol:g}. AVG: difference of the averages recomputed from the compared cells.", "",
+                          render_average=lambda r: format_signed(r.delta), blank=NOT_PUBLISHED), "",
+                  f"`✗` outside ±{tol:g}; `{NOT_PUBLISHED}` not published by the source. AVG: difference of the "
+                  "averages recomputed from the compared cells.", "",
                   "### Run", "", _matrix(m.cells, lambda r: format_fixed(r.run), averages=m.averages,
-                                         render_average=lambda r: format_percent(r.run)), "",
+                                         render_average=lambda r: format_percent(r.run), blank=NOT_PUBLISHED), "",
                   "### Published (cells as printed; AVG recomputed from the cells)", "",
                   _matrix(m.cells, lambda r: format_fixed(r.published), averages=m.averages,
                           render_average=lambda r: format_percent(r.published_recomputed) + ("" if r.printed_agrees else
-                                                                                    f" ⚠ printed {format_percent(r.published_printed)}")),
+                                                                                    f" ⚠ printed {format_percent(r.published_printed)}"),
+                          blank=NOT_PUBLISHED),
                   "", "### Means", "", _text_table(pd.DataFrame({
                       "scope": m.summary["scope"], "cells": m.summary["n_cells"].astype(str),
                       "run": m.summary["run"].map(lambda v: format_fixed(v, 4)),
                       "published": m.summary["published"].map(lambda v: format_fixed(v, 4)),
                       "Δ": m.summary["delta"].map(lambda v: format_signed(v, 4))}).set_index("scope"), "scope"), ""]
     if len(m.subsets):
-        lines += [f"### Per subset, {m.subsets['language'].iloc[0]} queries and documents (model-index values)", "",
-                  _text_table(pd.DataFrame({"subset": m.subsets["subset"], "run": m.subsets["run"].map(lambda v: format_fixed(v, 4)),
+        langs = ", ".join(ordered(m.subsets["language"].unique()))
+        lines += [f"### Per subset, same language for queries and documents ({langs}; the source's per-subset values)", "",
+                  _text_table(pd.DataFrame({"subset": m.subsets["subset"], "language": m.subsets["language"],
+                                            "run": m.subsets["run"].map(lambda v: format_fixed(v, 4)),
                                             "published": m.subsets["published"].map(lambda v: format_fixed(v, 5)),
                                             "Δ": m.subsets["delta"].map(lambda v: format_signed(v, 4)),
                                             "within": m.subsets["within"].map(lambda x: "✓" if x else "✗")}

@@ -29,12 +29,14 @@ class ModelReproduction:
     weights: str  # "real", "random-init" or "unknown"
     run_benchmark: str
     reference_benchmark: str
-    cells: pd.DataFrame  # doc_lang, query_lang, run, published, delta, within
+    cells: pd.DataFrame  # doc_lang, query_lang, run, published, delta, within, from_subsets
     summary: pd.DataFrame  # scope, n_cells, run, published, delta
     averages: pd.DataFrame  # axis, lang, run, published_recomputed, published_printed, printed_agrees, delta
     subsets: pd.DataFrame  # subset, run, published, delta, within (per-subset reference, when the run has them)
-    missing_cells: tuple[tuple[str, str], ...]
+    missing_cells: tuple[tuple[str, str], ...]  # published cells the run lacks
     tolerance: float
+    unpublished_cells: tuple[tuple[str, str], ...] = ()  # run cells the source does not publish
+    coverage: str = "matrix"  # what the source publishes: "matrix", "diagonal" or "subsets only"
 
     @property
     def largest(self) -> pd.Series | None:
@@ -106,14 +108,16 @@ def compare_to_published(run: RunFolder, reference: Reference, model_map: Mappin
             continue
         models.append(_reproduce_model(run, run_model, target, reference, printed, weights.get(run_model, "unknown"),
                                        tolerance, metric))
-    sources = tuple(dict.fromkeys(t.source.cite() for t in reference.tables))
+    # Cite the sources of the tables compared (all of them when nothing maps, so the report still names them).
+    compared = {m.reference_model for m in models}
+    sources = tuple(dict.fromkeys(t.source.cite() for t in reference.tables if t.model in compared or not compared))
     return PublishedComparison(run_name=run.name, models=tuple(models), without_reference=tuple(without),
                                printed_averages=printed, sources=sources, tolerance=tolerance, metric=metric)
 
 
 def _reproduce_model(run: RunFolder, run_model: str, target: str, reference: Reference, printed: pd.DataFrame,
                      weights: str, tolerance: float, metric: str) -> ModelReproduction:
-    spec = reference.table(target, "matrix")
+    spec = reference.cell_table(target) or reference.table(target, "subsets")
     rows = run.results[(run.results["model"] == run_model) & (run.results["metric"] == metric)]
     benchmarks = sorted(rows["benchmark"].unique())
     benchmark = spec.benchmark if spec and spec.benchmark in benchmarks else (benchmarks[0] if len(benchmarks) == 1 else None)
@@ -121,27 +125,35 @@ def _reproduce_model(run: RunFolder, run_model: str, target: str, reference: Ref
         raise ValueError(f"run model {run_model!r} has {metric} on several benchmarks {benchmarks} and none is the "
                          f"published {spec.benchmark if spec else '(none)'!r}; compare one benchmark at a time")
     rows = rows[rows["benchmark"] == benchmark]
-    published = reference.matrix(target) if spec else pd.DataFrame()
+    published = reference.cells(target)
     cell_rows, missing = [], []
     run_cells = rows[rows["subset"] == MEAN_SUBSET].set_index(["doc_lang", "query_lang"])["value"]
     if run_cells.index.duplicated().any():
         raise ValueError(f"run model {run_model!r} has several {metric} values for cells "
                          f"{sorted(set(run_cells.index[run_cells.index.duplicated()]))[:EXAMPLES]} on {benchmark!r}")
-    for doc in published.index:
-        for query in published.columns:
-            if (doc, query) not in run_cells.index:
-                missing.append((doc, query))
-                continue
-            value, pub = float(run_cells[(doc, query)]), float(published.at[doc, query])
-            cell_rows.append({"doc_lang": doc, "query_lang": query, "run": value, "published": pub,
-                              "delta": value - pub, "within": abs(value - pub) <= tolerance})
-    cells = pd.DataFrame(cell_rows, columns=["doc_lang", "query_lang", "run", "published", "delta", "within"])
+    for cell in published.itertuples(index=False):
+        doc, query = cell.doc_lang, cell.query_lang
+        if (doc, query) not in run_cells.index:
+            missing.append((doc, query))
+            continue
+        value, pub = float(run_cells[(doc, query)]), float(cell.published)
+        cell_rows.append({"doc_lang": doc, "query_lang": query, "run": value, "published": pub,
+                          "delta": value - pub, "within": abs(value - pub) <= tolerance,
+                          "from_subsets": bool(cell.from_subsets)})
+    cells = pd.DataFrame(cell_rows, columns=["doc_lang", "query_lang", "run", "published", "delta", "within",
+                                             "from_subsets"])
+    # Run cells the source does not publish: reported as such, never compared with a made-up value.
+    published_keys = set(zip(published["doc_lang"], published["query_lang"]))
+    unpublished = tuple(key for key in run_cells.index if key not in published_keys) if len(published) else ()
+    cell_spec = reference.cell_table(target)
     return ModelReproduction(run_model=run_model, reference_model=target, weights=weights,
                              run_benchmark=str(benchmark), reference_benchmark=spec.benchmark if spec else "",
                              cells=cells, summary=_reproduction_summary(cells),
                              averages=_reproduction_averages(cells, printed[printed["model"] == target]),
                              subsets=_reproduce_subsets(rows, reference, target, tolerance, metric),
-                             missing_cells=tuple(missing), tolerance=tolerance)
+                             missing_cells=tuple(missing), tolerance=tolerance,
+                             unpublished_cells=unpublished,
+                             coverage=cell_spec.kind if cell_spec else "subsets only")
 
 
 def _reproduction_summary(cells: pd.DataFrame) -> pd.DataFrame:
@@ -175,20 +187,28 @@ def _reproduction_averages(cells: pd.DataFrame, printed: pd.DataFrame) -> pd.Dat
 
 def _reproduce_subsets(rows: pd.DataFrame, reference: Reference, target: str, tolerance: float,
                        metric: str) -> pd.DataFrame:
+    """Published per-subset values (same language for queries and documents) against the run's.
+
+    A ``subsets`` table's own ``mean`` is compared too, when the run has every subset it names
+    (the run's mean is over its own subsets); a diagonal table's means are its cells.
+    """
     columns = ["subset", "language", "run", "published", "delta", "within"]
-    spec = reference.table(target, "subsets")
-    if spec is None or spec.metric != metric:
-        return pd.DataFrame(columns=columns)
-    published = reference.results[(reference.results["model"] == target) & (reference.results["benchmark"] == spec.benchmark)]
-    published = published.set_index("subset")["value"]
-    lang = spec.language
-    run_subsets = rows[(rows["doc_lang"] == lang) & (rows["query_lang"] == lang)].set_index("subset")["value"]
-    named = [s for s in published.index if s != MEAN_SUBSET]
-    compared = [s for s in named if s in run_subsets.index]
-    # The run's mean is over its own subsets: comparable to the published mean only if they are the same.
-    if MEAN_SUBSET in published.index and MEAN_SUBSET in run_subsets.index and set(named) <= set(run_subsets.index):
-        compared.append(MEAN_SUBSET)
-    out = [{"subset": s, "language": lang, "run": float(run_subsets[s]), "published": float(published[s]),
-            "delta": float(run_subsets[s]) - float(published[s]),
-            "within": abs(float(run_subsets[s]) - float(published[s])) <= tolerance} for s in compared]
+    out = []
+    for spec in reference.tables:
+        if spec.model != target or spec.kind not in ("subsets", "diagonal") or spec.metric != metric:
+            continue
+        published = reference.results[(reference.results["model"] == target)
+                                      & (reference.results["benchmark"] == spec.benchmark)
+                                      & (reference.results["doc_lang"] == reference.results["query_lang"])]
+        for lang, part in published.groupby("doc_lang", sort=False):
+            values = part.set_index("subset")["value"]
+            run_subsets = rows[(rows["doc_lang"] == lang) & (rows["query_lang"] == lang)].set_index("subset")["value"]
+            named = [s for s in values.index if s != MEAN_SUBSET]
+            compared = [s for s in named if s in run_subsets.index]
+            if (spec.kind == "subsets" and MEAN_SUBSET in values.index and MEAN_SUBSET in run_subsets.index
+                    and set(named) <= set(run_subsets.index)):
+                compared.append(MEAN_SUBSET)
+            out += [{"subset": s, "language": lang, "run": float(run_subsets[s]), "published": float(values[s]),
+                     "delta": float(run_subsets[s]) - float(values[s]),
+                     "within": abs(float(run_subsets[s]) - float(values[s])) <= tolerance} for s in compared]
     return pd.DataFrame(out, columns=columns)

@@ -389,6 +389,27 @@ def test_published_report_flags_printed_averages_in_the_published_matrix(referen
     assert "**Verdict: ✅ reproduced**" in md
 
 
+def test_diagonal_only_reference_compares_the_diagonal_and_says_not_published(reference) -> None:
+    # A full 9x9 run (the LFM2 card's cells, under another label) against hakari-bench's BM25 diagonal.
+    run = published_as_run(reference, {"BM25": "LFM2-ColBERT-350M"})
+    comparison = compare_to_published(run, reference, {"BM25": "BM25 (hakari-bench)"}, tolerance=0.01)
+    m = comparison.models[0]
+    assert m.coverage == "diagonal" and len(m.cells) == 9
+    assert (m.cells["doc_lang"] == m.cells["query_lang"]).all()
+    assert len(m.unpublished_cells) == 72 and not m.missing_cells
+    assert set(m.summary["scope"]) == {"all", "diagonal"}  # no off-diagonal mean is invented
+    ar = m.cells.set_index("doc_lang").loc["ar"]
+    assert ar["run"] == 0.490 and ar["published"] == 0.4412 and ar["delta"] == pytest.approx(0.490 - 0.4412)
+    # English: the run's 13 per-subset model-index rows against hakari's 13 task values.
+    assert set(m.subsets["language"]) == {"en"} and len(m.subsets) == 13
+    md = to_markdown(comparison)
+    assert "72 run cells are not published by the source" in md
+    assert "| BM25 | BM25 (hakari-bench) | real | diagonal | nanobeir-extended | 9 | " in md
+    assert "| +0.0735 | +0.0735 | n/p |" in md  # Δ mean, Δ diagonal, Δ off-diagonal: not published
+    assert "| ar | +0.049 ✗ | n/p | n/p |" in md  # the matrix's other cells: not published, never 0
+    assert "hakari-bench/hakari-bench" in md and "Conditions: Diagonal only" in md  # source and conditions cited
+
+
 def test_drift_gate_fails_any_small_change_either_way(tmp_path: Path) -> None:
     base_q = make_per_query()
     run = read_folder(make_run(tmp_path / "run", plant(base_q, "de", "fr", +0.001)))

@@ -13,6 +13,7 @@ from nanobeir_ext.evaluation.results import RESULT_COLUMNS
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "reports" / "reference"
 LFM2, GTE = "LFM2-ColBERT-350M", "GTE-ModernColBERT-v1"
+HAKARI_BM25, MTEB_E5 = "BM25 (hakari-bench)", "intfloat/multilingual-e5-small (MTEB)"
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,9 @@ def _value(reference, model, benchmark, subset, doc, query):
 def test_long_format_and_counts(reference) -> None:
     r = reference.results
     assert list(r.columns) == list(RESULT_COLUMNS)
-    assert reference.models() == (LFM2, GTE)
+    assert reference.models()[:2] == (LFM2, GTE)
+    assert set(reference.models()[2:]) == {HAKARI_BM25, MTEB_E5, "LiquidAI/LFM2.5-Embedding-350M (MTEB)",
+                                          "BM25 (MTEB baseline-bm25s)"}
     matrix_rows = r[r["benchmark"] == "nanobeir-extended"]
     assert len(matrix_rows) == 2 * 81 and set(matrix_rows["subset"]) == {"mean"}
     english = r[r["benchmark"] == "nanobeir-en"]
@@ -103,3 +106,29 @@ def test_malformed_reference_is_rejected_with_the_place_named(tmp_path: Path) ->
         load_reference(copy)
     with pytest.raises(FileNotFoundError, match="manifest"):
         load_reference(tmp_path)
+
+
+def test_diagonal_references_load_as_published_and_cover_only_the_diagonal(reference) -> None:
+    # Spot values read in the sources (SOURCES.md [3], [4]).
+    assert _value(reference, HAKARI_BM25, "hakari-bench MNanoBEIR", "mean", "ar", "ar") == 0.4412
+    assert _value(reference, HAKARI_BM25, "hakari-bench MNanoBEIR", "NanoTouche2020", "en", "en") == 0.6648
+    assert _value(reference, MTEB_E5, "MTEB MultilingualNano", "NanoArguAna", "ar", "ar") == 0.38675
+    cells = reference.cells(HAKARI_BM25).set_index(["doc_lang", "query_lang"])
+    assert set(cells.index) == {(lang, lang) for lang in MATRIX_LANGUAGES}
+    # A printed mean is used as printed; English has only task values, so its cell is their mean.
+    assert cells.loc[("ar", "ar"), "published"] == 0.4412 and not cells.loc[("ar", "ar"), "from_subsets"]
+    english = reference.results[(reference.results["model"] == HAKARI_BM25) & (reference.results["doc_lang"] == "en")]
+    assert len(english) == 13 and cells.loc[("en", "en"), "from_subsets"]
+    assert cells.loc[("en", "en"), "published"] == pytest.approx(english["value"].mean())
+    e5 = reference.cells(MTEB_E5)
+    assert len(e5) == 9 and e5["from_subsets"].all()
+    assert reference.cells(LFM2)["from_subsets"].sum() == 0 and len(reference.cells(LFM2)) == 81
+
+
+def test_diagonal_table_rejects_unknown_languages(tmp_path: Path) -> None:
+    folder = tmp_path / "reference"
+    shutil.copytree(REFERENCE_DIR, folder)
+    path = folder / "hakari_bench_bm25.mnanobeir_ndcg10_diagonal.csv"
+    path.write_text(path.read_text().replace("ar,mean,", "xx,mean,"))
+    with pytest.raises(ValueError, match=r"unknown languages \['xx'\]"):
+        load_reference(folder)
