@@ -112,7 +112,7 @@ def render_leaderboard(board: Leaderboard, figure_path: Path | None = None) -> s
     if tested:
         lines += [f"Superscripts (as in ranx): the mean is significantly higher than that of the models with those "
                   f"letters (paired randomization test on per-query {s.metric}, {correction_name(s.correction)} over "
-                  f"the {len(board.pairs)} model pairs, adjusted p < {s.alpha:g}).", ""]
+                  f"the {len(board.pairs)} model pair{'' if len(board.pairs) == 1 else 's'}, adjusted p < {s.alpha:g}).", ""]
     elif len(t) > 1:
         lines += ["No significance marks: per-query scores are missing.", ""]
     if figure_path is not None:
