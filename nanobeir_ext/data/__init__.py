@@ -12,12 +12,15 @@ from nanobeir_ext.data.records import (
     BenchmarkError,
     BenchmarkSource,
     BenchmarkUnavailableError,
+    CellCounts,
+    DataRules,
+    EMPTY_TEXT_RULES,
     Qrels,
     SubsetData,
     TextCollection,
 )
 
 __all__ = [
-    "BenchmarkError", "BenchmarkSource", "BenchmarkUnavailableError", "Qrels", "SubsetData", "SubsetLanguages",
+    "BenchmarkError", "BenchmarkSource", "BenchmarkUnavailableError", "CellCounts", "DataRules", "EMPTY_TEXT_RULES", "Qrels", "SubsetData", "SubsetLanguages",
     "TextCollection", "dataset_revision", "load_languages", "load_subset",
 ]

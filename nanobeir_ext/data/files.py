@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import io
 import json
 import re
 from pathlib import Path
@@ -27,13 +28,32 @@ def read_split(source: BenchmarkSource, config: str, split: str) -> RawTable:
 def _read_split_cached(source: BenchmarkSource, config: str, split: str, stamp: tuple[int, int] | None) -> RawTable:
     origin = f"config {config}, split {split} of {source.describe()}"
     if source.path is not None:
-        files = snapshot_data_files(Path(source.path)).get(config, {}).get(split)
+        declared = snapshot_data_files(Path(source.path))
+        _check_declared(source, declared, config, split)
+        files = declared.get(config, {}).get(split)
         if files:  # name the data files themselves, so an error points at what to fix
             origin = f"{', '.join(str(f) for f in files)} ({origin})"
         columns = _read_files_fast(files) if files else None
         if columns is not None:
             return RawTable(origin, columns)
     return RawTable(origin, _load_with_datasets(source, config, split))
+
+
+def _check_declared(source: BenchmarkSource, declared: dict[str, dict[str, tuple[Path, ...]]], config: str, split: str) -> None:
+    """A local snapshot whose README lists configs must list this one, and its files must be there."""
+    if not declared:
+        return  # no ``configs:`` list: left to ``datasets``' own discovery
+    readme = Path(source.path or ".") / "README.md"
+    again = "download the snapshot again (hf download ... --repo-type dataset --local-dir)"
+    if config not in declared:
+        raise BenchmarkError(f"{readme} declares no config {config} (it declares {len(declared)} configs); "
+                             f"the snapshot is incomplete or of another dataset: {again}")
+    if split not in declared[config]:
+        raise BenchmarkError(f"{readme} declares no split {split!r} for config {config} "
+                             f"(splits: {sorted(declared[config])}): {again}")
+    if not declared[config][split]:
+        raise BenchmarkError(f"{readme} declares config {config}, split {split}, but no file matches its data_files "
+                             f"pattern (a folder such as {config}/ is missing): the snapshot is partial; {again}")
 
 
 def jsonl_table(path: Path) -> RawTable:
@@ -46,8 +66,8 @@ def tsv_table(path: Path) -> RawTable:
     """A qrels TSV with a header row; scores parsed as integers where they are integers."""
     if not path.is_file():
         raise BenchmarkError(f"missing file {path}")
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
+    rows = list(csv.reader(io.StringIO(_utf8_text(path), newline=""), delimiter="\t"))
+    rows = [row for row in rows if row]
     header, body = (rows[0], rows[1:]) if rows else ([], [])
     columns: dict[str, tuple[Any, ...]] = {name: tuple(row[i] if i < len(row) else None for row in body) for i, name in enumerate(header)}
     if "score" in columns:
@@ -72,16 +92,54 @@ def _read_files_fast(files: Sequence[Path]) -> dict[str, tuple[Any, ...]] | None
 
 
 def _read_parquet(path: Path) -> dict[str, list[Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pydict()
+    try:
+        return pq.read_table(path).to_pydict()
+    except (pa.ArrowException, OSError) as error:
+        raise BenchmarkError(f"{path}: not a readable parquet file ({type(error).__name__}: {error}); "
+                             "download it again") from error
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _utf8_text(path: Path) -> str:
+    """The file as UTF-8 text; a BOM or bytes that are not UTF-8 are an error naming the line."""
+    data = path.read_bytes()
+    if data.startswith(_BOM):
+        raise BenchmarkError(f"{path}: line 1 starts with a UTF-8 byte-order mark (BOM); "
+                             "save the file as UTF-8 without a BOM")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise BenchmarkError(f"{path}: line {line} is not UTF-8 (byte {data[error.start]:#04x}); "
+                             "re-encode the file as UTF-8") from None
 
 
 def _read_jsonl(path: Path) -> dict[str, list[Any]]:
     # The json module keeps every value's type exactly (no inference): an int id stays an int
     # and is then reported, a "007" id stays a string. Split on "\n" only: str.splitlines would
     # also split on U+2028 and friends, which JSON leaves unescaped inside strings.
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    text = _utf8_text(path)
+    if text.lstrip().startswith("["):
+        raise BenchmarkError(f"{path}: holds a JSON array, not JSON lines; write one JSON object per line "
+                             "(e.g. `jq -c '.[]' FILE`)")
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise BenchmarkError(f"{path}: line {number} is not valid JSON ({error.msg} at column {error.colno}); "
+                                 "fix or remove that line") from None
+        if not isinstance(record, dict):
+            raise BenchmarkError(f"{path}: line {number} holds a JSON {type(record).__name__}, not an object; "
+                                 "each line must be one JSON object")
+        records.append(record)
     names = list(dict.fromkeys(name for record in records for name in record))
     return {name: [record.get(name) for record in records] for name in names}
 

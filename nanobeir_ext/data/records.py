@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 
 class BenchmarkError(ValueError):
@@ -12,6 +12,53 @@ class BenchmarkError(ValueError):
 
 class BenchmarkUnavailableError(ConnectionError):
     """The dataset is on the hub, the hub cannot be reached, and nothing is cached."""
+
+
+EmptyTextRule = Literal["pylate", "mteb", "drop_judgments"]
+EMPTY_TEXT_RULES: tuple[str, ...] = get_args(EmptyTextRule)
+
+
+@dataclass(frozen=True)
+class DataRules:
+    """How the benchmark is counted (``benchmark.empty_texts``, ``benchmark.strict``).
+
+    ``empty_texts``:
+    - ``pylate``: sentence-transformers 5.3's NanoBEIREvaluator (and PyLate's evaluator on top of
+      it). A text is empty when it has length 0 (``len(text) > 0`` keeps it: whitespace-only
+      texts are encoded). Empty texts are not encoded; every judgment is kept, so a relevant
+      document that is empty (or absent from the corpus) counts in IDCG and recall and can
+      never be retrieved, and a query whose only relevant documents are empty is evaluated and
+      scores 0. Empty queries are not evaluated.
+    - ``mteb``: every text is encoded, empty ones included; every judgment is kept.
+    - ``drop_judgments``: empty or whitespace-only texts are not encoded and judgments on them
+      (or on absent documents) are dropped; a query left without a relevant document is not
+      evaluated.
+    ``strict``: judgments naming a document or query absent from its table are an error
+    instead of being counted and reported.
+    """
+
+    empty_texts: EmptyTextRule = "drop_judgments"
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.empty_texts not in EMPTY_TEXT_RULES:
+            raise BenchmarkError(f"benchmark.empty_texts must be one of {list(EMPTY_TEXT_RULES)}, "
+                                 f"got {self.empty_texts!r}")
+
+    def is_empty(self, text: str | None) -> bool:
+        """Whether ``text`` counts as empty under this rule (``mteb`` counts like ``drop_judgments``)."""
+        if text is None:
+            return True
+        return len(text) == 0 if self.empty_texts == "pylate" else not text.strip()
+
+    @property
+    def encodes_empty(self) -> bool:
+        return self.empty_texts == "mteb"
+
+    @property
+    def keeps_judgments_on_missing(self) -> bool:
+        """Judgments on empty or absent documents stay in the qrels (IDCG, recall)."""
+        return self.empty_texts != "drop_judgments"
 
 
 @dataclass(frozen=True)
@@ -43,15 +90,38 @@ class RawTable:
 
 @dataclass(frozen=True)
 class TextCollection:
+    """The texts that are encoded, in table order."""
+
     ids: tuple[str, ...]
     texts: tuple[str, ...]
-    dropped_empty: int  # empty or whitespace-only texts left out
+    dropped_empty: int  # empty texts left out (by the rule of DataRules.empty_texts)
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
 Qrels = dict[str, dict[str, int]]  # query id -> doc id -> relevance
+
+
+@dataclass(frozen=True)
+class CellCounts:
+    """What the data rules did in one (subset, document language, query language) cell.
+
+    Judgment counts are of relevant (score > 0) judgments of the query language's non-empty
+    queries (all queries under ``mteb``)."""
+
+    rule: str
+    evaluated_queries: int
+    judgments: int  # relevant judgments evaluated (in the qrels handed to the metrics)
+    judgments_on_empty_documents: int  # pylate: kept, never retrieved; mteb: encoded; drop_judgments: dropped
+    judgments_on_absent_documents: int  # documents missing from the corpus table: like empty ones
+    queries_only_empty_relevant: int  # every relevant document empty or absent: pylate scores 0, drop_judgments skips
+    empty_queries: int  # judged queries with an empty text: pylate/drop_judgments skip, mteb encodes
+    judgments_of_unknown_queries: int  # judgments naming a query the query table lacks: ignored
+
+    def touched(self) -> bool:
+        return any((self.judgments_on_empty_documents, self.judgments_on_absent_documents,
+                    self.queries_only_empty_relevant, self.empty_queries, self.judgments_of_unknown_queries))
 
 
 @dataclass(frozen=True)
@@ -68,10 +138,11 @@ class SubsetData:
     corpus: TextCollection
     queries: TextCollection  # only queries with >= 1 relevant document in the corpus
     qrels: Qrels
-    queries_without_relevant: int  # non-empty queries dropped for lack of a relevant document
+    queries_without_relevant: int  # encoded queries not evaluated for lack of a relevant document
     query_language: str | None = None  # None: same as language (filled in on construction)
     source: BenchmarkSource | None = None
     revision: str | None = None  # resolved dataset commit (hub); None for a local snapshot
+    counts: CellCounts | None = None  # what the data rules did here
 
     def __post_init__(self) -> None:
         if self.query_language is None:
@@ -98,4 +169,6 @@ class SubsetData:
             "dropped_empty_documents": self.corpus.dropped_empty,
             "dropped_empty_queries": self.queries.dropped_empty,
             "queries_without_relevant": self.queries_without_relevant,
+            **({} if self.counts is None else {"empty_texts": self.counts.rule,
+                                                 **{k: v for k, v in vars(self.counts).items() if k != "rule"}}),
         }

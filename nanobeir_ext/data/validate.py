@@ -1,8 +1,14 @@
-"""Validation of raw tables and the drop rules, as the peers (PyLate, sentence-transformers) apply
-them to the translated NanoBEIR sets: empty texts are dropped and counted, judgments on dropped
-documents are removed, and queries left without a relevant document are dropped and counted.
-Everything else that is wrong (missing columns, duplicate or non-string ids, judgments naming
-unknown ids) is a ``BenchmarkError`` naming the subset, the language, the config/split and the count.
+"""Validation of raw tables: ids, texts and judgments, with errors that name the subset, the
+language, the file and what to do.
+
+Ids: strings; integer ids are read as strings (one log line per table, as MTEB and
+sentence-transformers cast them); empty ids and ids holding whitespace are an error before
+anything is encoded (TREC run files separate their fields by whitespace). Texts: which count as
+empty and whether they are encoded is the rule of ``DataRules.empty_texts`` (``records.py``).
+Judgments naming a query or document absent from its table are counted and reported, and an
+error under ``DataRules.strict``; what such a judgment does to the metrics is the cell's
+business (``load.py``). Everything else that is wrong (missing columns, duplicate ids, texts
+or scores of the wrong type, conflicting judgments) is a ``BenchmarkError``.
 """
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ import logging
 from collections import Counter
 from typing import Any, Sequence
 
-from nanobeir_ext.data.records import BenchmarkError, Qrels, RawTable, TextCollection
+from dataclasses import dataclass
+
+from nanobeir_ext.data.records import BenchmarkError, DataRules, Qrels, RawTable, TextCollection
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +33,22 @@ def _require_columns(table: RawTable, required: Sequence[str], where: str) -> No
 
 def _string_ids(table: RawTable, column: str, where: str) -> tuple[str, ...]:
     values = table.columns[column]
-    bad = [v for v in values if not isinstance(v, str)]
+    integers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    bad = [v for v in values if not isinstance(v, str) and v not in integers]
     if bad:
         raise BenchmarkError(
             f"{where}: column {column!r} of {table.origin} must hold strings; {len(bad)} of {len(values)} "
-            f"values are not (first: {bad[:_SHOW_IDS]!r}, types {sorted({type(v).__name__ for v in bad})})"
+            f"values are not (first: {bad[:_SHOW_IDS]!r}, types {sorted({type(v).__name__ for v in bad})}); "
+            "fix the ids in that file"
+        )
+    if integers:
+        logger.info("%s: %d integer ids in column %r of %s read as strings", where, len(integers), column, table.origin)
+        values = tuple(str(v) if not isinstance(v, str) else v for v in values)
+    malformed = [v for v in values if not v or any(c.isspace() for c in v)]
+    if malformed:
+        raise BenchmarkError(
+            f"{where}: column {column!r} of {table.origin} holds {len(malformed)} empty ids or ids with whitespace "
+            f"(first: {malformed[:_SHOW_IDS]!r}); TREC run files separate fields by whitespace: fix the ids in that file"
         )
     return values
 
@@ -38,8 +57,18 @@ def _duplicates(values: Sequence[str]) -> list[str]:
     return [value for value, count in Counter(values).items() if count > 1]
 
 
-def text_collection(table: RawTable, where: str) -> tuple[TextCollection, frozenset[str]]:
-    """Validated ids and non-empty texts, plus every id the table declares (empty texts included)."""
+@dataclass(frozen=True)
+class TextTable:
+    """A validated id/text table: what is encoded under the rule, every id, and the empty ones."""
+
+    collection: TextCollection  # the texts encoded, in table order
+    declared: frozenset[str]  # every id of the table
+    empty: frozenset[str]  # ids whose text is empty under the rule (encoded anyway under mteb)
+    ids: tuple[str, ...]  # every id, in table order
+
+
+def text_collection(table: RawTable, where: str, rules: DataRules = DataRules()) -> TextTable:
+    """Validated ids and texts; which texts are encoded follows ``rules.empty_texts``."""
     _require_columns(table, ("_id", "text"), where)
     ids = _string_ids(table, "_id", where)
     duplicated = _duplicates(ids)
@@ -49,11 +78,12 @@ def text_collection(table: RawTable, where: str) -> tuple[TextCollection, frozen
     not_text = [i for i, t in zip(ids, texts) if t is not None and not isinstance(t, str)]
     if not_text:
         raise BenchmarkError(f"{where}: {len(not_text)} texts in {table.origin} are not strings (ids {not_text[:_SHOW_IDS]})")
-    kept = [(i, t) for i, t in zip(ids, texts) if t is not None and t.strip()]
+    empty = frozenset(i for i, t in zip(ids, texts) if rules.is_empty(t))
+    kept = [(i, t or "") for i, t in zip(ids, texts) if rules.encodes_empty or i not in empty]
     collection = TextCollection(
         ids=tuple(i for i, _ in kept), texts=tuple(t for _, t in kept), dropped_empty=len(ids) - len(kept)
     )
-    return collection, frozenset(ids)
+    return TextTable(collection=collection, declared=frozenset(ids), empty=empty, ids=tuple(ids))
 
 
 def _score(value: Any) -> int | None:
@@ -69,12 +99,29 @@ def _score(value: Any) -> int | None:
 def unknown_ids_error(where: str, origin: str, unknown: Sequence[str], role: str, known: int) -> BenchmarkError:
     return BenchmarkError(
         f"{where}: {origin} names {len(unknown)} unknown {role} ids "
-        f"(first: {list(unknown[:_SHOW_IDS])}; the {role} table has {known} ids)"
+        f"(first: {list(unknown[:_SHOW_IDS])}; the {role} table has {known} ids); benchmark.strict=true makes this "
+        "an error: fix the judgments or set benchmark.strict=false to count and ignore them"
     )
 
 
-def judgments(table: RawTable, where: str, query_ids: frozenset[str], doc_ids: frozenset[str]) -> Qrels:
-    """Validated qrels as query id -> doc id -> score (score 1 where the column is absent)."""
+def report_unknown(where: str, origin: str, unknown: Sequence[str], role: str, known: int, judgments: int,
+                   rules: DataRules) -> None:
+    """Judgments naming ids absent from their table: an error under ``strict``, else one warning."""
+    if not unknown:
+        return
+    if rules.strict:
+        raise unknown_ids_error(where, origin, unknown, role, known)
+    logger.warning("%s: %d judgments in %s name %d %s ids absent from the %s table (first: %s); counted and "
+                   "ignored (benchmark.strict=true makes this an error)", where, judgments, origin, len(unknown),
+                   role, role, list(unknown[:_SHOW_IDS]))
+
+
+def judgments(table: RawTable, where: str, query_ids: frozenset[str], doc_ids: frozenset[str],
+              rules: DataRules = DataRules()) -> Qrels:
+    """Validated qrels as query id -> doc id -> score (score 1 where the column is absent).
+
+    Judgments naming unknown ids stay in (the cell decides what they count for) after a warning,
+    or are an error under ``rules.strict``."""
     _require_columns(table, ("query-id", "corpus-id"), where)
     query_column = _string_ids(table, "query-id", where)
     doc_column = _string_ids(table, "corpus-id", where)
@@ -85,8 +132,7 @@ def judgments(table: RawTable, where: str, query_ids: frozenset[str], doc_ids: f
         raise BenchmarkError(f"{where}: {len(bad)} scores in {table.origin} are not integers (first: {bad[:_SHOW_IDS]!r})")
     for values, known, role in ((query_column, query_ids, "query"), (doc_column, doc_ids, "document")):
         unknown = list(dict.fromkeys(v for v in values if v not in known))
-        if unknown:
-            raise unknown_ids_error(where, table.origin, unknown, role, len(known))
+        report_unknown(where, table.origin, unknown, role, len(known), sum(v not in known for v in values), rules)
     qrels: Qrels = {}
     conflicts: list[tuple[str, str]] = []
     repeated = 0
@@ -105,19 +151,3 @@ def judgments(table: RawTable, where: str, query_ids: frozenset[str], doc_ids: f
     if repeated:
         logger.warning("%s: %d repeated identical judgments in %s collapsed", where, repeated, table.origin)
     return qrels
-
-
-def answerable(qrels: Qrels, corpus: TextCollection) -> Qrels:
-    """The judgments on documents ``corpus`` kept, of the queries left with a relevant (score > 0) one."""
-    kept_docs = set(corpus.ids)
-    kept: Qrels = {}
-    for query_id, judged in qrels.items():
-        on_corpus = {doc: score for doc, score in judged.items() if doc in kept_docs}
-        if any(score > 0 for score in on_corpus.values()):
-            kept[query_id] = on_corpus
-    return kept
-
-
-def restrict_to_queries(qrels: Qrels, queries: TextCollection) -> Qrels:
-    """The judgments of the (non-empty) queries of ``queries``, in their order."""
-    return {query_id: qrels[query_id] for query_id in queries.ids if query_id in qrels}

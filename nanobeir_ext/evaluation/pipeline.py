@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Mapping
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nanobeir_ext.data import Qrels, SubsetData, TextCollection, load_languages
+from nanobeir_ext.data import CellCounts, Qrels, SubsetData, TextCollection, load_languages
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
 from nanobeir_ext.embeddings.store import EmbeddingStore, store_key
 from nanobeir_ext.evaluation.metrics import QrelsEvaluator
@@ -47,9 +47,11 @@ class BenchmarkData:
 
     subsets: dict[tuple[str, str], SubsetData]
     queries: dict[tuple[str, str], TextCollection]
-    # Judgments of the queries that have a relevant document in the cell's document language,
-    # derived once per cell from the loaded languages.
+    # Judgments of the queries evaluated in each cell (the document language's judgments, the
+    # query language's queries, under the plan's data rules), derived once per cell.
     cell_qrels: dict[CellKey, Qrels]
+    cell_counts: dict[CellKey, CellCounts] = field(default_factory=dict)  # what the data rules did per cell
+    losses: tuple[str, ...] = ()  # languages left without documents, queries or judgments: warnings
 
     def collection(self, subset: str, language: str, role: Role) -> TextCollection:
         return self.subsets[(subset, language)].corpus if role == "document" else self.queries[(subset, language)]
@@ -74,15 +76,24 @@ def load_data(plan: EvaluationPlan) -> BenchmarkData:
     """Everything the plan reads from the benchmark: each corpus and query set is validated once
     per run, and each cell's judgments are derived from what is loaded."""
     languages = tuple(dict.fromkeys(plan.doc_langs + plan.query_langs))
-    subsets, queries, cell_qrels = {}, {}, {}
+    subsets, queries, cell_qrels, cell_counts, losses = {}, {}, {}, {}, []
     for subset in tqdm(plan.subsets, desc="load benchmark", unit="subset", disable=not plan.progress):
-        loaded = load_languages(plan.source, subset, languages)
+        loaded = load_languages(plan.source, subset, languages, plan.data_rules)
+        losses += loaded.losses()
         for lang in languages:
             subsets[(subset, lang)] = loaded.cell(lang)
             queries[(subset, lang)] = loaded.languages[lang].queries
         for cell in plan.cells:
-            cell_qrels[(subset, cell.doc_lang, cell.query_lang)] = loaded.cell_qrels(cell.doc_lang, cell.query_lang)
-    return BenchmarkData(subsets=subsets, queries=queries, cell_qrels=cell_qrels)
+            key = (subset, cell.doc_lang, cell.query_lang)
+            cell_qrels[key], cell_counts[key] = loaded.cell_view(cell.doc_lang, cell.query_lang)
+    empty_cells = [key for key, qrels in cell_qrels.items() if not qrels]
+    if empty_cells:  # (languages that lost everything were logged by the loader)
+        losses.append(f"{len(empty_cells)} cells (subset documents-queries) have no query to evaluate and are "
+                      f"missing from every table: {', '.join(f'{s} {d}-{q}' for s, d, q in empty_cells[:10])}"
+                      + (" ..." if len(empty_cells) > 10 else ""))
+        log.warning("DATA LOSS: %s", losses[-1])
+    return BenchmarkData(subsets=subsets, queries=queries, cell_qrels=cell_qrels, cell_counts=cell_counts,
+                         losses=tuple(losses))
 
 
 def store_keys(units: Iterable[WorkUnit], identity: Mapping, data: BenchmarkData) -> dict[WorkUnit, str]:
@@ -104,6 +115,8 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
     for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
         collection = data.collection(unit.subset, unit.language, unit.role)
         key = keys[unit]
+        if not len(collection):  # nothing to encode (a language that lost every text): nothing to store
+            continue
         # get() verifies the checksum (and deletes a damaged entry), so damage is re-encoded here.
         if store.get(key) is not None:
             record.reused.append(unit)
@@ -135,7 +148,9 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[Work
     for cell in plan.cells:
         cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
 
-    def load(subset: str, language: str, role: Role) -> RaggedEmbeddings:
+    def load(subset: str, language: str, role: Role) -> RaggedEmbeddings | None:
+        if not len(data.collection(subset, language, role)):
+            return None  # a language that lost every text: its cells retrieve nothing
         key = keys[WorkUnit(spec.key, subset, language, role)]
         embeddings = store.get(key)
         if embeddings is None:  # vanished or failed its checksum since phase 1
@@ -151,14 +166,19 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[Work
         for doc_lang, cells in cells_by_doc.items():
             documents = load(subset, doc_lang, "document")
             for cell in cells:
+                key = (subset, cell.doc_lang, cell.query_lang)
+                qrels = data.cell_qrels[key]
                 queries = query_sets[cell.query_lang]
-                run = maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens)
+                if not qrels:  # no query to evaluate here (a warning said so when the data was loaded)
+                    bar.update()
+                    continue
+                run: Run = ({} if queries is None or documents is None else
+                            maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens,
+                                        padding=plan.padding))
                 if runs_dir is not None:
                     write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
                                    tag=slug(spec.name))
-                key = (subset, cell.doc_lang, cell.query_lang)
-                qrels = data.cell_qrels[key]
-                excluded[key] = len(queries) - len(qrels)
+                excluded[key] = len(data.queries[(subset, cell.query_lang)]) - len(qrels)
                 for m in evaluators[key].evaluate(_restrict(run, qrels)):
                     rows.append((spec.name, plan.benchmark, subset, cell.doc_lang, cell.query_lang, m.query_id, m.metric, m.value))
                 bar.update()
@@ -204,13 +224,54 @@ def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_d
                              complete=plan.shard is None)
 
 
+# The columns of data_counts, from CellCounts' fields.
+DATA_COUNT_COLUMNS: dict[str, str] = {
+    "evaluated_queries": "queries evaluated",
+    "judgments": "judgments evaluated",
+    "judgments_on_empty_documents": "judgments on empty docs",
+    "judgments_on_absent_documents": "judgments on absent docs",
+    "queries_only_empty_relevant": "queries with only empty relevant docs",
+    "empty_queries": "empty judged queries",
+    "judgments_of_unknown_queries": "judgments of unknown queries",
+}
+
+
+def data_counts(data: BenchmarkData) -> pd.DataFrame:
+    """What the data rules did, one row per (subset, cell) they touched, in plan order."""
+    rows = [{"subset": subset, "doc_lang": doc, "query_lang": query,
+             **{label: getattr(counts, name) for name, label in DATA_COUNT_COLUMNS.items()}}
+            for (subset, doc, query), counts in data.cell_counts.items() if counts.touched()]
+    return pd.DataFrame(rows, columns=["subset", "doc_lang", "query_lang", *DATA_COUNT_COLUMNS.values()])
+
+
+_RULE_EFFECT = {
+    "pylate": "empty texts not encoded; judgments on empty or absent documents kept (IDCG, recall; never retrieved); "
+              "queries whose only relevant documents are empty evaluated (score 0); empty queries not evaluated "
+              "(sentence-transformers 5.3 / PyLate NanoBEIREvaluator)",
+    "mteb": "every text encoded, empty ones included; every judgment kept (MTEB)",
+    "drop_judgments": "empty or whitespace-only texts not encoded and their judgments dropped; queries left "
+                      "without a relevant document not evaluated",
+}
+
+
 def data_notes(outcome: EvaluationOutcome) -> list[str]:
-    """Human-readable counts of what the data and the encoder dropped or cut."""
+    """Human-readable counts of what the data rules and the encoder dropped, kept or cut."""
+    data = outcome.data
+    counts = list(data.cell_counts.values())
+    rule = counts[0].rule if counts else None
     notes = []
-    for (subset, lang), d in sorted(outcome.data.subsets.items()):
-        if d.corpus.dropped_empty or d.queries.dropped_empty:
-            notes.append(f"{subset} {lang}: dropped {d.corpus.dropped_empty} empty documents and "
-                         f"{d.queries.dropped_empty} empty queries")
+    if rule is not None:
+        touched = [c for c in counts if c.touched()]
+        notes.append(f"empty texts: rule `{rule}` ({_RULE_EFFECT[rule]}); it touched {len(touched)} of {len(counts)} "
+                     f"(subset, cell) pairs: {sum(c.judgments_on_empty_documents for c in counts)} judgments on empty "
+                     f"documents, {sum(c.judgments_on_absent_documents for c in counts)} on absent documents, "
+                     f"{sum(c.queries_only_empty_relevant for c in counts)} queries whose only relevant documents are "
+                     f"empty or absent, {sum(c.empty_queries for c in counts)} empty judged queries "
+                     "(per subset and cell: the table below)")
+    for (subset, lang), d in sorted(data.subsets.items()):
+        empty_docs, empty_queries = d.corpus.dropped_empty, d.queries.dropped_empty
+        if empty_docs or empty_queries:
+            notes.append(f"{subset} {lang}: {empty_docs} empty documents and {empty_queries} empty queries not encoded")
         if d.queries_without_relevant:
             notes.append(f"{subset} {lang}: {d.queries_without_relevant} queries without a relevant document not evaluated")
     short = {k: v for k, v in outcome.excluded_queries.items() if v}

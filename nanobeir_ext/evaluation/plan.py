@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from nanobeir_ext.data import BenchmarkSource
+from nanobeir_ext.data import BenchmarkSource, DataRules
 from nanobeir_ext.evaluation.metrics import metric_cutoff
 from nanobeir_ext.languages import Cell
 from nanobeir_ext.protocol import PLURAL, Role
+from nanobeir_ext.retrieval.maxsim import PADDING_RULES
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class EvaluationPlan:
     metrics: tuple[str, ...]
     cache_dir: Path
     k: int = 100  # documents retrieved per query (the runners' retrieval.k)
+    padding: str = "mask"  # MaxSim padding rule (retrieval.padding): "mask" exact, "zero" PyLate's evaluator
+    data_rules: DataRules = DataRules()  # benchmark.empty_texts, benchmark.strict
     chunk_tokens: int | None = None  # None: retrieval's per-device default
     device: str = "cpu"
     dtype: str = "auto"
@@ -44,6 +47,8 @@ class EvaluationPlan:
     shard: tuple[int, int] | None = None  # (index, count): encode only this part, then stop
 
     def __post_init__(self) -> None:
+        if self.padding not in PADDING_RULES:
+            raise ValueError(f"retrieval.padding must be one of {list(PADDING_RULES)}, got {self.padding!r}")
         if self.k < 1:
             raise ValueError(f"retrieval.k must be a positive number of documents, got {self.k}")
         # A metric cut deeper than the run would silently score the missing ranks as misses.

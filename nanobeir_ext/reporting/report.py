@@ -28,6 +28,10 @@ class ReportContext:
     title: str = "nanobeir-ext evaluation"
     data_notes: tuple[str, ...] = ()
     run_notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # data lost or missing: shown first, loudly
+    data_counts: pd.DataFrame | None = None  # what the data rules did per (subset, cell) (pipeline.data_counts)
+    expected_subsets: tuple[str, ...] = ()  # what the averages should cover; () = whatever any model has
+    expected_cells: tuple[tuple[str, str], ...] = ()  # (doc_lang, query_lang)
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,67 @@ class ReportTables:
 
 def report_tables(results: pd.DataFrame, baseline_model: str | None) -> ReportTables:
     models = models_of(results)
+    present = set(map(tuple, results[results["metric"] == PRIMARY_METRIC][["model", "subset"]]
+                      .drop_duplicates().itertuples(index=False, name=None)))
     matrices = {(model, subset): matrix(results, model, PRIMARY_METRIC, subset)
-                for model in models for subset in (MEAN_SUBSET, *subsets_of(results))}
+                for model in models for subset in (MEAN_SUBSET, *subsets_of(results)) if (model, subset) in present}
     deltas = ({model: delta_matrix(results, model, baseline_model, PRIMARY_METRIC)
-               for model in models if model != baseline_model} if baseline_model in models else {})
+               for model in models if model != baseline_model and (model, MEAN_SUBSET) in present}
+              if (baseline_model, MEAN_SUBSET) in present else {})
     return ReportTables(matrices=matrices, deltas=deltas)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What one model's averages cover: cells, and subsets per cell."""
+
+    cells: tuple[tuple[str, str], ...]
+    subsets: tuple[str, ...]
+    subsets_per_cell: dict[tuple[str, str], int]
+    expected_cells: tuple[tuple[str, str], ...]
+    expected_subsets: tuple[str, ...]
+
+    def missing_cells(self) -> list[tuple[str, str]]:
+        return [c for c in self.expected_cells if c not in self.cells]
+
+    def missing_subsets(self) -> list[str]:
+        return [s for s in self.expected_subsets if s not in self.subsets]
+
+    def describe(self) -> str:
+        cells, expected = len(self.cells), len(self.expected_cells)
+        text = f"averages cover {cells} of {expected} cells and {len(self.subsets)} of {len(self.expected_subsets)} subsets"
+        short = {cell: n for cell, n in self.subsets_per_cell.items() if n < len(self.expected_subsets)}
+        if short:
+            text += (f"; {len(short)} cells average fewer subsets ("
+                     + ", ".join(f"{d}-{q}: {n}" for (d, q), n in list(short.items())[:8])
+                     + (" ..." if len(short) > 8 else "") + ")")
+        return text
+
+
+def coverage(results: pd.DataFrame, model: str, context: ReportContext) -> Coverage:
+    rows = results[(results["metric"] == PRIMARY_METRIC) & (results["subset"] != MEAN_SUBSET)]
+    every_cell = tuple(dict.fromkeys(zip(rows["doc_lang"], rows["query_lang"])))
+    own = rows[rows["model"] == model]
+    per_cell = own.groupby(["doc_lang", "query_lang"], observed=True)["subset"].nunique()
+    return Coverage(cells=tuple(per_cell.index), subsets=tuple(sorted(own["subset"].unique())),
+                    subsets_per_cell={cell: int(n) for cell, n in per_cell.items()},
+                    expected_cells=context.expected_cells or every_cell,
+                    expected_subsets=context.expected_subsets or tuple(subsets_of(results)))
+
+
+def coverage_warnings(results: pd.DataFrame, context: ReportContext) -> list[str]:
+    """Models whose averages miss cells or subsets the run should cover."""
+    found = []
+    for model in models_of(results):
+        cover = coverage(results, model, context)
+        missing_subsets, missing_cells = cover.missing_subsets(), cover.missing_cells()
+        if missing_subsets:
+            found.append(f"{model} has no results for subsets {missing_subsets}: its averages are over "
+                         f"{len(cover.subsets)} of {len(cover.expected_subsets)} subsets")
+        if missing_cells:
+            found.append(f"{model} has no results for {len(missing_cells)} cells "
+                         f"({', '.join(f'{d}-{q}' for d, q in missing_cells[:8])}{' ...' if len(missing_cells) > 8 else ''})")
+    return found
 
 
 def _card_table(table: pd.DataFrame) -> str:
@@ -79,10 +139,13 @@ def _subset_overview(results: pd.DataFrame, tables: ReportTables) -> pd.DataFram
     rows = {}
     for model in models_of(results):
         for subset in subsets_of(results):
+            if (model, subset) not in tables.matrices:
+                continue
             s = summarize(tables.matrices[(model, subset)])
-            rows[(subset, model)] = {"all cells": s.all_cells, "diagonal": s.diagonal, "off-diagonal": s.off_diagonal}
+            rows[(subset, model, s.n_cells)] = {"all cells": s.all_cells, "diagonal": s.diagonal,
+                                                "off-diagonal": s.off_diagonal}
     frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index = [f"{subset} / {model}" for subset, model in frame.index]
+    frame.index = [f"{subset} / {model} ({cells} cells)" for subset, model, cells in frame.index]
     return frame
 
 
@@ -92,6 +155,10 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
     tables = tables or report_tables(results, context.baseline_model)
     labels = {m.name: m for m in context.models}
     lines = [f"# {context.title}", ""]
+    warnings = [*context.warnings, *coverage_warnings(results, context)]
+    if warnings:
+        lines += ["> **Warning: data missing from these results.**", ">"]
+        lines += [f"> - {warning}" for warning in warnings] + [""]
     lines.append(f"Benchmark: **{context.benchmark}**; subsets: {', '.join(subsets_of(results))}. "
                  f"Primary metric: {metric} (pytrec_eval), mean over subsets; "
                  "rows = document language, columns = query language, as on the LFM2-ColBERT-350M model card.")
@@ -103,11 +170,13 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
     lines += ["## Models", ""]
     lines += [f"- **{m.name}**: {m.describe()}" for m in context.models] + [""]
     for model in models_of(results):
+        if (model, MEAN_SUBSET) not in tables.matrices:
+            continue
         table = tables.matrices[(model, MEAN_SUBSET)]
         lines += [f"## {model}: {metric}", ""]
         if model in labels:
             lines += [labels[model].describe(), ""]
-        lines += [_card_table(table), "", _summary_line(table), ""]
+        lines += [_card_table(table), "", _summary_line(table) + f"; {coverage(results, model, context).describe()}", ""]
         if figure_paths and model in figure_paths:
             lines += [f"![{model} heatmap]({figure_paths[model].as_posix()})", ""]
     baseline = context.baseline_model
@@ -121,15 +190,25 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
             lines += [f"![delta heatmap]({figure_paths[key].as_posix()})", ""]
     if baseline and baseline not in models_of(results):
         lines += [f"_Baseline model {baseline!r} is not in this run: no delta table._", ""]
-    lines += [f"## Per subset ({metric})", "", markdown_table(_subset_overview(results, tables),
-                                                             index_label="subset / model"), ""]
+    lines += [f"## Per subset ({metric})", "", "Each row averages the number of cells it names.", "",
+              markdown_table(_subset_overview(results, tables), index_label="subset / model"), ""]
     for model in models_of(results):
         for subset in subsets_of(results):
+            if (model, subset) not in tables.matrices:
+                continue
             lines += [f"<details><summary>{model} on {subset}</summary>", "",
                       _card_table(tables.matrices[(model, subset)]), "", "</details>", ""]
     lines += ["## All metrics (mean over cells and subsets)", "", markdown_table(_metric_overview(results), index_label="metric"), ""]
+    lines += [f"- {model}: {coverage(results, model, context).describe()}" for model in models_of(results)] + [""]
     if context.data_notes:
         lines += ["## Data", ""] + [f"- {note}" for note in context.data_notes] + [""]
+    if context.data_counts is not None and len(context.data_counts):
+        counts = context.data_counts.set_index(["subset", "doc_lang", "query_lang"])
+        counts.index = [f"{s} {d}-{q}" for s, d, q in counts.index]
+        lines += ["<details><summary>What the empty-text rule touched, per subset and cell "
+                  f"({len(counts)} cells)</summary>", "",
+                  markdown_table(counts, index_label="subset doc-query", formatter=lambda v: str(int(v))), "",
+                  "</details>", ""]
     if context.run_notes:
         lines += ["## Run", ""] + [f"- {note}" for note in context.run_notes] + [""]
     return "\n".join(lines)
@@ -143,6 +222,8 @@ def draw_figures(results: pd.DataFrame, context: ReportContext, figures_dir: Pat
     labels = {m.name: m for m in context.models}
     paths: dict[str, Path] = {}
     for model in models_of(results):
+        if (model, MEAN_SUBSET) not in tables.matrices:
+            continue
         label = labels.get(model)
         subtitle = f"{context.benchmark}, {label.weights} weights, {label.dtype} on {label.device}" if label else context.benchmark
         paths[model] = figures.heatmap(tables.matrices[(model, MEAN_SUBSET)], figures_dir / f"heatmap_{slug(model)}.png",

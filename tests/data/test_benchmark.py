@@ -17,6 +17,7 @@ import yaml
 from nanobeir_ext.data import (
     BenchmarkError,
     BenchmarkSource,
+    DataRules,
     SubsetData,
     TextCollection,
     dataset_revision,
@@ -138,6 +139,9 @@ def test_identity_names_origin_choices_and_counts(toy):
         "layout": "nanobeir-extended", "path": str(Path(toy.path).resolve()), "revision": None, "subset": "NanoToy",
         "language": "en", "query_language": "en", "documents": 3, "queries": 2, "qrels": 3,
         "dropped_empty_documents": 1, "dropped_empty_queries": 1, "queries_without_relevant": 3,
+        "empty_texts": "drop_judgments", "evaluated_queries": 2, "judgments": 3, "judgments_on_empty_documents": 2,
+        "judgments_on_absent_documents": 0, "queries_only_empty_relevant": 1, "empty_queries": 1,
+        "judgments_of_unknown_queries": 0,
     }
     json.dumps(identity)  # goes into environment.json as is
 
@@ -160,8 +164,10 @@ def _break(tables: dict[str, dict[str, Rows]], how: str) -> None:
         en["corpus"] = [{"_id": r["_id"], "body": r["text"]} for r in CORPUS_EN]
     elif how == "duplicate ids":
         en["corpus"] = CORPUS_EN + [{"_id": "d2", "text": "again"}, {"_id": "d4", "text": "again"}]
-    elif how == "integer ids":
-        en["queries"] = [{"_id": i, "text": r["text"]} for i, r in enumerate(QUERIES_EN)]
+    elif how == "float ids":
+        en["queries"] = [{"_id": i + 0.5, "text": r["text"]} for i, r in enumerate(QUERIES_EN)]
+    elif how == "ids with whitespace":
+        en["corpus"] = CORPUS_EN + [{"_id": "d 5", "text": "spaced"}, {"_id": "", "text": "no id"}]
     elif how == "unknown query ids":
         tables["NanoToy_en_qrels"]["qrels"] = QRELS_GRADED + [{"query-id": "q9", "corpus-id": "d1", "score": 1},
                                                               {"query-id": "q8", "corpus-id": "d1", "score": 1}]
@@ -178,8 +184,9 @@ def _break(tables: dict[str, dict[str, Rows]], how: str) -> None:
 @pytest.mark.parametrize(("how", "expected"), [
     ("missing column", r"NanoToy \(documents en\): \S*NanoToy_en/corpus-\S*\.jsonl \(config NanoToy_en, split corpus .* lacks columns \['text'\]"),
     ("duplicate ids", r"2 duplicate ids in \S*NanoToy_en/corpus-\S* \(config NanoToy_en, split corpus .*\['d2', 'd4'\]"),
-    ("integer ids", r"column '_id' of \S*NanoToy_en/queries-\S* \(config NanoToy_en, split queries .* must hold strings; 6 of 6 values .*types \['int'\]"),
-    ("unknown query ids", r"NanoToy_en_qrels, split qrels .* names 2 unknown query ids \(first: \['q9', 'q8'\]"),
+    ("float ids", r"column '_id' of \S*NanoToy_en/queries-\S* \(config NanoToy_en, split queries .* must hold strings; 6 of 6 values .*types \['float'\]"),
+    ("ids with whitespace", r"^NanoToy \(documents en\): column '_id' of \S*NanoToy_en/corpus-\S*\.jsonl .* holds 2 empty ids or ids with whitespace \(first: \['d 5', ''\]\).*fix the ids in that file$"),
+    ("unknown query ids", r"NanoToy_en_qrels, split qrels .* names 2 unknown query ids \(first: \['q9', 'q8'\].*benchmark.strict=false"),
     ("unknown document ids", r"names 1 unknown document ids \(first: \['d99'\]; the document table has 4 ids\)"),
     ("conflicting judgments", r"judges 1 \(query, document\) pairs twice with different scores \(first: \[\('q1', 'd1'\)\]"),
     ("fractional score", r"7 scores in \S*NanoToy_en_qrels/qrels-\S* \(config NanoToy_en_qrels, split qrels .* are not integers"),
@@ -190,7 +197,7 @@ def test_invalid_data_raises_a_clear_error(tmp_path, how, expected):
     _break(tables, how)
     source = BenchmarkSource(path=str(write_snapshot(tmp_path / "bad", tables)))
     with pytest.raises(BenchmarkError, match=expected):
-        load_subset(source, "NanoToy", "en")
+        load_subset(source, "NanoToy", "en", rules=DataRules(strict=True))
 
 
 def test_repeated_identical_judgments_are_collapsed(tmp_path, caplog):
@@ -380,4 +387,5 @@ def test_beir_folder_layout_loads_with_titles_and_the_same_rules(tmp_path):
 def test_beir_qrels_naming_unknown_documents_are_rejected(tmp_path):
     source = BenchmarkSource(layout="beir", path=str(write_beir(tmp_path / "beir", ["q1\td1\t1", "q1\td9\t1"])))
     with pytest.raises(BenchmarkError, match=r"file .*test.tsv names 1 unknown document ids \(first: \['d9'\]"):
-        load_subset(source, "toyfact", "en")
+        load_subset(source, "toyfact", "en", rules=DataRules(strict=True))
+    assert load_subset(source, "toyfact", "en").qrels == {"q1": {"d1": 1}}  # counted, reported, dropped by the rule

@@ -16,9 +16,11 @@ def cross_lingual_view(source: BenchmarkSource, subset: str, doc_lang: str, quer
     """The cell from its own tables: the document language's corpus and judgments, the query
     language's non-empty queries, keeping queries with a relevant non-empty document."""
     where = f"{subset} ({doc_lang}, {query_lang})"
-    corpus, doc_ids = text_collection(read_split(source, f"{subset}_{doc_lang}", "corpus"), where)
-    queries, query_ids = text_collection(read_split(source, f"{subset}_{query_lang}", "queries"), where)
-    qrels = judgments(read_split(source, f"{subset}_{doc_lang}_qrels", "qrels"), where, query_ids, doc_ids)
+    corpus_table = text_collection(read_split(source, f"{subset}_{doc_lang}", "corpus"), where)
+    queries_table = text_collection(read_split(source, f"{subset}_{query_lang}", "queries"), where)
+    corpus, queries = corpus_table.collection, queries_table.collection
+    qrels = judgments(read_split(source, f"{subset}_{doc_lang}_qrels", "qrels"), where, queries_table.declared,
+                      corpus_table.declared)
     kept_docs = set(corpus.ids)
     kept: dict[str, dict[str, int]] = {}
     for query_id in queries.ids:

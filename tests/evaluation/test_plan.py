@@ -38,9 +38,9 @@ def test_load_data_validates_each_corpus_and_query_set_once(monkeypatch):
     calls: list[str] = []
     original = validate.text_collection
 
-    def counted(table, where):
+    def counted(table, where, *rules):
         calls.append(where)
-        return original(table, where)
+        return original(table, where, *rules)
 
     monkeypatch.setattr(validate, "text_collection", counted)
     data = load_data(fixture_plan())
