@@ -23,6 +23,14 @@ documents PyLate actually scored.
 
     python -m benchmarks.maxsim_vs_pylate                 # full default size
     python -m benchmarks.maxsim_vs_pylate --documents 500 --out /tmp/maxsim.json
+    python -m benchmarks.maxsim_vs_pylate --under-load --documents 2000   # ours vs matmul, idle and loaded
+
+``--under-load`` needs no PyLate: in this process it times our MaxSim and a
+plain square matmul of the same FLOPs, alternately, first on the machine as it
+is ("idle") and then beside ``--load-processes`` CPU-bound competing processes
+(busy loops started and killed by this run), and prints each one's loaded
+speed as a fraction of its idle speed. The goal: MaxSim keeps at least the
+fraction the matmul keeps.
 
 This file is also the worker of the subprocesses (``--worker``); the PyLate
 worker imports only numpy, torch and pylate.
@@ -205,6 +213,116 @@ def _run_worker(python: str, kind: str, args: argparse.Namespace, folder: Path, 
     return json.loads(result.read_text())
 
 
+# ---------------------------------------------------------------- under load
+BUSY_LOOP = "while True: pass"
+
+
+def _in_memory_data(args: argparse.Namespace) -> tuple["RaggedEmbeddings", "RaggedEmbeddings"]:  # noqa: F821
+    from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
+
+    generator = torch.Generator().manual_seed(args.seed)
+    query_lengths = torch.full((args.queries,), args.query_tokens, dtype=torch.int64)
+    doc_lengths = torch.randint(args.min_doc_tokens, args.max_doc_tokens + 1, (args.documents,), generator=generator)
+    sets = []
+    for prefix, lengths in (("q", query_lengths), ("d", doc_lengths)):
+        vectors = torch.nn.functional.normalize(torch.randn(int(lengths.sum()), args.dim, generator=generator), dim=-1)
+        offsets = torch.zeros(len(lengths) + 1, dtype=torch.int64)
+        offsets[1:] = torch.cumsum(lengths, 0)
+        sets.append(RaggedEmbeddings(tuple(f"{prefix}{i}" for i in range(len(lengths))), vectors, offsets))
+    return sets[0], sets[1]
+
+
+def under_load(args: argparse.Namespace) -> dict:
+    """Our MaxSim and a matmul of the same FLOPs, idle then beside busy processes, in one run."""
+    from nanobeir_ext.retrieval.maxsim import maxsim_topk
+
+    queries, documents = _in_memory_data(args)
+    useful_flops = 2.0 * args.dim * int(queries.offsets[-1]) * int(documents.offsets[-1])
+    n = args.matmul_size
+    generator = torch.Generator(device=args.device).manual_seed(args.seed)
+    a = torch.randn(n, n, generator=generator, device=args.device)
+    b = torch.randn(n, n, generator=generator, device=args.device)
+    out = torch.empty(n, n, device=args.device)
+    matmuls = max(1, round(useful_flops / (2.0 * n**3)))
+
+    def time_maxsim() -> float:
+        _synchronize(args.device)
+        start = time.perf_counter()
+        maxsim_topk(queries, documents, k=args.k, device=args.device)
+        _synchronize(args.device)
+        return time.perf_counter() - start
+
+    def time_matmul() -> float:
+        _synchronize(args.device)
+        start = time.perf_counter()
+        for _ in range(matmuls):
+            torch.mm(a, b, out=out)
+        _synchronize(args.device)
+        return time.perf_counter() - start
+
+    def phase() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {"maxsim": [], "matmul": []}
+        for _ in range(args.repeats):  # alternate, so both see the same load
+            times["maxsim"].append(time_maxsim())
+            times["matmul"].append(time_matmul())
+        return times
+
+    time_maxsim(), time_matmul()  # warm-up
+    idle = phase()
+    competitors = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.load_processes)]
+    try:
+        time.sleep(0.2)  # let the scheduler spread them
+        loaded = phase()
+    finally:
+        for process in competitors:
+            process.kill()
+            process.wait()
+
+    flops = {"maxsim": useful_flops, "matmul": 2.0 * n**3 * matmuls}
+    report: dict = {
+        "benchmark": "maxsim_under_load",
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "load_processes": args.load_processes,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+        "shape": {"queries": args.queries, "query_tokens": args.query_tokens, "documents": args.documents,
+                  "document_tokens": [args.min_doc_tokens, args.max_doc_tokens], "dim": args.dim, "k": args.k},
+        "matmul": {"size": n, "calls": matmuls},
+    }  # fmt: skip
+    for name in ("maxsim", "matmul"):
+        idle_s, loaded_s = float(np.median(idle[name])), float(np.median(loaded[name]))
+        report[name] = {
+            "flops": flops[name], "idle_seconds": idle[name], "loaded_seconds": loaded[name],
+            "idle_gflops_per_s": flops[name] / idle_s / 1e9, "loaded_gflops_per_s": flops[name] / loaded_s / 1e9,
+            "kept_fraction": idle_s / loaded_s,
+        }  # fmt: skip
+    report["maxsim_over_matmul_speed"] = {
+        phase_name: report["maxsim"][f"{phase_name}_gflops_per_s"] / report["matmul"][f"{phase_name}_gflops_per_s"]
+        for phase_name in ("idle", "loaded")
+    }
+    report["goals"] = {"maxsim_keeps_at_least_the_matmul_fraction": report["maxsim"]["kept_fraction"] >= report["matmul"]["kept_fraction"]}
+    rows = [
+        ("shape", f"{args.queries} q x {args.query_tokens} tok; {args.documents} d x {args.min_doc_tokens}.."
+                  f"{args.max_doc_tokens} tok; dim {args.dim}; {useful_flops / 1e9:.1f} GFLOP"),
+        ("machine", f"{os.cpu_count()} cores, {report['threads']} torch threads, load average "
+                    f"{report['load_average_at_start']:.1f} at start; {args.load_processes} busy process(es) when loaded"),
+    ]  # fmt: skip
+    for name in ("maxsim", "matmul"):
+        r = report[name]
+        rows.append((name, f"idle {np.median(r['idle_seconds']):.3f} s ({r['idle_gflops_per_s']:.1f} GFLOP/s), loaded "
+                           f"{np.median(r['loaded_seconds']):.3f} s ({r['loaded_gflops_per_s']:.1f} GFLOP/s): "
+                           f"keeps {100 * r['kept_fraction']:.0f}% (medians of {args.repeats})"))
+    ratio = report["maxsim_over_matmul_speed"]
+    rows.append(("MaxSim / matmul speed", f"idle {ratio['idle']:.2f}, loaded {ratio['loaded']:.2f}"))
+    rows += [(f"goal: {k.replace('_', ' ')}", "met" if v else "NOT met") for k, v in report["goals"].items()]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    emit_json(report, args.out)
+    return report
+
+
 # ---------------------------------------------------------------- comparison
 def _agreement(ours: dict, theirs: dict) -> dict[str, float]:
     overlaps, identical, differences = [], 0, []
@@ -239,6 +357,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pylate-python", default=str(DEFAULT_PYLATE_PYTHON))
     parser.add_argument("--pylate-max-gib", type=float, default=2.0, help="largest 4-D tensor PyLate may allocate")
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
+    parser.add_argument("--under-load", action="store_true",
+                        help="ours and a same-FLOPs matmul, idle and beside busy processes (no PyLate)")
+    parser.add_argument("--load-processes", type=int, default=1, help="busy processes started for --under-load")
+    parser.add_argument("--matmul-size", type=int, default=2048, help="square matmul size for --under-load")
     parser.add_argument("--worker", choices=("ours", "ours-memory", "pylate"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -246,6 +368,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.pylate_repeats < 1:
         parser.error("--repeats and --pylate-repeats must be at least 1")
+    if args.load_processes < 1 or args.matmul_size < 1:
+        parser.error("--load-processes and --matmul-size must be at least 1")
     return args
 
 
@@ -255,6 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
         result = _worker_pylate(args) if args.worker == "pylate" else _worker_ours(args)
         Path(args.result).write_text(json.dumps(result))
         return result
+    if args.under_load:
+        return under_load(args)
 
     if not PYLATE_READY_MARKER.exists():
         raise SystemExit(f"PyLate oracle environment not ready: {PYLATE_READY_MARKER} is missing (scripts/setup_pylate_oracle.sh)")

@@ -64,7 +64,8 @@ Threads on CPU
     a chunk while the workers score the next one. Why: with torch's own
     intra-op threads every op of every tile (gather, matmul, max) is a
     parallel region that ends in a barrier, so when another process takes a
-    core, each barrier waits for a descheduled thread. Measured on the 2-core
+    core, each barrier waits for a descheduled thread. Two chunks are in flight
+    at a time (the next one queued before this one is merged). Measured on the 2-core
     VM beside other jobs (load 4-7), 50 queries x 2,000 documents: 6.0 s with
     intra-op threads against 2.5 s with tile workers (the same matmul FLOPs
     took 1.9 s), and with one extra CPU-bound process the tile workers kept
@@ -264,20 +265,21 @@ def _iter_chunk_scores(
     with _single_threaded_ops(), ThreadPoolExecutor(workers, thread_name_prefix="maxsim") as pool:
         # Each worker takes the next tile when it is free (dynamic scheduling), so
         # a worker descheduled by another process delays only its own tile, not
-        # every parallel region of every op. One chunk ahead is queued while the
-        # main thread sums and merges the last one.
+        # every parallel region of every op. The tiles of the next chunk are
+        # queued before waiting for this one, so no worker idles at a chunk's end
+        # while the main thread sums and merges it.
         def submit(chunk: _Chunk) -> tuple[torch.Tensor, list]:
             maxima = scorer.new_maxima(len(chunk.documents))
             futures = [pool.submit(scorer.score_in_worker, tile, column, maxima) for column, tile in chunk.placed_tiles()]
             return maxima, futures
 
-        pending = submit(chunks[0])
+        pending = [submit(chunks[0])]
         for index, chunk in enumerate(chunks):
-            maxima, futures = pending
+            if index + 1 < len(chunks):
+                pending.append(submit(chunks[index + 1]))
+            maxima, futures = pending.pop(0)
             for future in futures:
                 future.result()
-            if index + 1 < len(chunks):
-                pending = submit(chunks[index + 1])
             yield finish(chunk, maxima)
 
 
