@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,14 @@ from typing import Any, Iterator
 import pandas as pd
 
 TEMP_SUFFIX = ".tmp"
+# Fault injection (tests/faults): SIGKILL the process at the named write, temp file written, before its rename.
+KILL_AT_ENV = "NANOBEIR_EXT_KILL_AT"
+
+
+def fault_point(name: str) -> None:
+    """Die here, as a crash would, when the tests ask for it (never set in normal use)."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def file_mode() -> int:
@@ -67,6 +76,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.close(fd)
         tmp = Path(tmp_name)
         yield tmp
+        fault_point(path.name)
         fsync_file(tmp)
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)

@@ -18,12 +18,13 @@ from nanobeir_ext.compare.regression import compare_runs
 from nanobeir_ext.compare.render import REPORT_MD, write_comparison
 from nanobeir_ext.compare.reproduction import PUBLISHED, compare_to_published
 from nanobeir_ext.compare.settings import CompareSettings, RegressionRule, SignificanceSettings, Tolerances
-from nanobeir_ext.outputs import rundir
 from nanobeir_ext.outputs.baseline import write_baseline
 from nanobeir_ext.outputs.folders import read_folder
-from runners.common import REPO_DIR, exit_with, logged, plain
+from runners.common import REPO_DIR, exit_with, logged, owned_folder, plain
 
 log = logging.getLogger("nanobeir_ext.compare")
+# What a comparison writes (report.md, report.json, its CSV tables): removed when overwrite=true replaces one.
+COMPARISON_OUTPUTS = ("report.md", "report.json", "*.csv")
 
 
 def settings_from_config(cfg: DictConfig) -> CompareSettings:
@@ -69,9 +70,8 @@ def run(cfg: DictConfig) -> int:
     out = Path(str(cfg.out)) if cfg.get("out") else run_dir / f"compare-{comparison.baseline_name}"
     identity = _identity(cfg, run_dir, baseline_id)
     # A folder holding a different comparison is refused unless overwrite; the same one is rewritten.
-    rundir.claim(out, identity, kind="comparison", overwrite=bool(cfg.get("overwrite", False)))
-    write_comparison(out, comparison, identity)
-    rundir.mark_complete(out)
+    with owned_folder(out, cfg, identity, kind="comparison", outputs=COMPARISON_OUTPUTS, hydra_record=False):
+        write_comparison(out, comparison, identity)
     log.info("%s vs %s: %s (exit %d); report in %s", subject.name, comparison.baseline_name, comparison.verdict,
              comparison.exit_code, out / REPORT_MD)
     return comparison.exit_code

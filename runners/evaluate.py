@@ -11,7 +11,6 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from nanobeir_ext.outputs import rundir
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
 from nanobeir_ext.data import BenchmarkSource, dataset_revision
 from nanobeir_ext.outputs.environment import collect_environment
@@ -22,12 +21,14 @@ from nanobeir_ext.reporting.model_index import model_index_yaml
 from nanobeir_ext.languages import matrix_cells, validate_languages
 from nanobeir_ext.protocol import slug
 from nanobeir_ext.reporting.report import ReportContext, write_report
-from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
+from runners.checks import check_evaluation, warn_about_lengths
+from runners.common import (REPO_DIR, cache_dir, configure_runtime, held_log_files, logged, output_dir, owned_folder,
+                            plain, resolved_yaml)
 
 log = logging.getLogger("nanobeir_ext.evaluate")
 # What an evaluation writes; cleared first when overwrite=true replaces a different run.
 EVALUATION_OUTPUTS = ("config.yaml", "environment.json", "results.csv", "results.parquet", "per_query.parquet",
-                      "report.md", "runs", "figures", "model_index")
+                      "report.md", "runs", "figures", "model_index", "compare-*")
 
 
 def model_specs(cfg: DictConfig) -> tuple[ModelSpec, ...]:
@@ -141,14 +142,21 @@ def run(cfg: DictConfig, out_dir: str | Path | None = None, encoder_factory=defa
     """Evaluate as configured; returns a summary (used by tests and multirun sweeps)."""
     configure_runtime(cfg.runtime)
     out = output_dir(cfg, out_dir)
+    held = held_log_files(out)  # nothing enters the folder before the run owns it
+    check_evaluation(cfg)  # every setting checkable without encoding, before any model loads
     plan = build_plan(cfg)
-    rundir.claim(out, run_fingerprint(cfg), kind="evaluation" if plan.shard is None else f"shard {cfg.shard}",
-                 overwrite=bool(cfg.get("overwrite", False)), outputs=EVALUATION_OUTPUTS)
-    write_text(out / "config.yaml", resolved_yaml(cfg))
-    log.info("output folder: %s", out)
-    outcome = run_evaluation(plan, encoder_factory, runs_dir=out / "runs" if plan.shard is None else None)
-    write_outputs(cfg, plan, outcome, out)
-    rundir.mark_complete(out)
+
+    def checked_encoder(spec: ModelSpec, plan: EvaluationPlan):
+        encoder = encoder_factory(spec, plan)
+        warn_about_lengths(encoder, spec.key)
+        return encoder
+
+    kind = "evaluation" if plan.shard is None else f"shard {cfg.shard}"
+    with owned_folder(out, cfg, run_fingerprint(cfg), kind=kind, outputs=EVALUATION_OUTPUTS, held=held):
+        write_text(out / "config.yaml", resolved_yaml(cfg))
+        log.info("output folder: %s", out)
+        outcome = run_evaluation(plan, checked_encoder, runs_dir=out / "runs" if plan.shard is None else None)
+        write_outputs(cfg, plan, outcome, out)
     log.info("encoder passes: %d made, %d reused; outputs in %s", len(outcome.encoding.encoded),
              len(outcome.encoding.reused), out)
     return {"out_dir": str(out), "encoded": len(outcome.encoding.encoded), "reused": len(outcome.encoding.reused),

@@ -31,7 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from nanobeir_ext.atomic import file_mode, fsync_dir, naming_the_file
+from nanobeir_ext.atomic import fault_point, file_mode, fsync_dir, naming_the_file
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,7 @@ class EmbeddingStore:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"vectors": vectors, "offsets": offsets}, str(temp), metadata=header)
+            fault_point("store-entry")
             with open(temp, "rb") as written:
                 os.fsync(written.fileno())
             os.chmod(temp, file_mode())  # safetensors creates 0600; jobs sharing the cache must read it

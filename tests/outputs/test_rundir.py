@@ -163,7 +163,8 @@ RACER = textwrap.dedent("""
     except FileExistsError as error:
         print("refused", error)
     else:
-        print("owner")
+        print("owner", flush=True)
+        time.sleep(3)  # a run stays alive while it owns the folder (a dead owner that wrote nothing is replaceable)
 """)
 
 
