@@ -304,3 +304,33 @@ def test_concurrent_writers_of_overlapping_keys_both_succeed(tmp_path):
         assert loaded.ids == (f"{name}-a", f"{name}-b")
         assert torch.equal(loaded.vectors, expected(name, rows))
     assert not list(tmp_path.glob("*/.*.partial"))
+
+
+# ----------------------------------------------------------------------------- sharing and write errors
+
+
+def test_entries_honour_the_umask(tmp_path):
+    previous = os.umask(0o002)
+    try:
+        info = EmbeddingStore(tmp_path).put(any_key(), ragged([3, 2]), {})
+    finally:
+        os.umask(previous)
+    assert info.path.stat().st_mode & 0o777 == 0o664  # a group sharing runtime.cache_dir can read it
+
+
+def test_a_failed_write_names_the_entry_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from nanobeir_ext.embeddings import store as store_module
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise Exception("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(store_module, "save_file", disk_full)
+    store = EmbeddingStore(tmp_path)
+    key = any_key()
+    with pytest.raises(OSError, match=f"No space left on device.*while writing {store.path_of(key)}") as raised:
+        store.put(key, ragged([3]), {})
+    assert raised.value.errno == errno.ENOSPC
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
