@@ -17,11 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError
-
 from models.projection import dense_weight_file
-from nanobeir_ext.data.hub import is_commit_hash
+from nanobeir_ext.data.hub import DEFAULT_REVISION, HubFetchError, HubRepo, fetch_snapshot, revision_text
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +101,10 @@ class ResolvedSource:
     revision: str | None  # resolved hub commit; None for a local folder
 
 
-class ModelUnavailableError(RuntimeError):
-    """The hub cannot be reached and the model is not in the local Hugging Face cache."""
+class ModelUnavailableError(HubFetchError):
+    """A hub model cannot be read (unknown repo or revision, missing file, unreachable hub with no
+    cached copy, half-downloaded snapshot). The message names ``model.revision|source|path``;
+    ``error.with_keys("models.<key>")`` names the configured model's keys instead."""
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -172,7 +171,9 @@ def root_weight_files(folder: Path) -> list[Path]:
 def resolve_source(
     source: str, *, revision: str | None = None, local_files_only: bool | None = None, cache_dir: str | Path | None = None
 ) -> ResolvedSource:
-    """A local folder as is, or a hub repo id downloaded (or found in the HF cache) at ``revision``."""
+    """A local folder as is, or a hub repo id downloaded (or found in the HF cache) at ``revision``
+    through ``nanobeir_ext.data.hub.fetch_snapshot``: one commit, bounded waits, errors that name the
+    repo, the revision and the settings to change (:class:`ModelUnavailableError`)."""
     path = Path(source).expanduser()
     if path.is_dir():
         if revision not in (None, ""):
@@ -180,22 +181,18 @@ def resolve_source(
         return ResolvedSource(folder=path.resolve(), source=str(path.resolve()), revision=None)
     if path.exists() or source.startswith(("/", "./", "../", "~")) or source.count("/") > 1:
         raise FileNotFoundError(f"checkpoint folder {source!r} does not exist (a hub id looks like 'org/name')")
-    options: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir}
-    if local_files_only is not None:
-        options["local_files_only"] = local_files_only
+    repo = HubRepo(repo_id=source, repo_type="model", revision=revision_text(revision) or DEFAULT_REVISION)
+    options: dict[str, Any] = {"local_files_only": bool(local_files_only), "cache_dir": cache_dir}
     try:
-        folder = Path(snapshot_download(source, allow_patterns=list(HUB_PATTERNS), **options))
-        if not root_weight_files(folder):  # an older checkpoint without safetensors
-            folder = Path(snapshot_download(source, allow_patterns=list(HUB_PATTERNS + HUB_FALLBACK_PATTERNS), **options))
-    except LocalEntryNotFoundError as error:
-        raise ModelUnavailableError(
-            f"cannot load model {source!r} (revision {revision or 'main'}): the Hugging Face hub is unreachable "
-            f"or HF_HUB_OFFLINE is set, and the model is not in the local Hugging Face cache. Download it on a "
-            f"machine with network access (e.g. `hf download {source} --local-dir DIR`), copy DIR here and pass "
-            f"model.path=/local/folder"
-        ) from error
-    commit = folder.name if is_commit_hash(folder.name) else None
-    return ResolvedSource(folder=folder, source=source, revision=commit)
+        snapshot = fetch_snapshot(repo, HUB_PATTERNS, **options)
+        if not root_weight_files(snapshot.folder):  # an older checkpoint without safetensors
+            snapshot = fetch_snapshot(repo, HUB_PATTERNS + HUB_FALLBACK_PATTERNS, **options)
+    except HubFetchError as error:
+        raise ModelUnavailableError(error.repo, error.problem, error.fixes) from error
+    if not root_weight_files(snapshot.folder):
+        raise ModelUnavailableError(repo, f"commit {snapshot.commit} has no weights ({list(ROOT_WEIGHT_PATTERNS)})",
+                                    ["set {keys}.revision to a commit with weights, or {source} to another checkpoint"])
+    return ResolvedSource(folder=snapshot.folder, source=source, revision=snapshot.commit)
 
 
 def checkpoint_files(layout: CheckpointLayout) -> list[Path]:
@@ -227,3 +224,63 @@ def _content_hash(root: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder's file is missing, truncated or unparsable; the message names the file."""
+
+
+def check_checkpoint(layout: CheckpointLayout) -> None:
+    """Read every file that loading needs, cheaply (JSON parsed, safetensors headers and sizes),
+    so a damaged folder gets one error naming the file and what is wrong, instead of a bare
+    ``SafetensorError`` or a tokenizer that falls back to a converter needing protobuf."""
+    root = layout.root
+    for folder in (layout.transformer_dir, *layout.dense_dirs):
+        _check_json(folder / "config.json", required=True)
+    for name in (COLBERT_CONFIG_FILE, MODULES_FILE):
+        _check_json(root / name, required=False)
+    _check_json(layout.transformer_dir / TRANSFORMER_CONFIG_FILE, required=False)
+    weights = root_weight_files(layout.transformer_dir)
+    if not weights:
+        raise CheckpointError(f"{layout.transformer_dir} has no weights ({' or '.join(ROOT_WEIGHT_PATTERNS)}): the checkpoint is incomplete")
+    for path in [*weights, *(dense_weight_file(folder) for folder in layout.dense_dirs)]:
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing: the checkpoint is incomplete")
+        if path.suffix == ".safetensors":
+            _check_safetensors(path)
+    tokenizer_files = [layout.transformer_dir / name for name in TOKENIZER_FILES if (layout.transformer_dir / name).is_file()]
+    for path in tokenizer_files:
+        if path.suffix == ".json":
+            _check_json(path, required=True)
+    if not any(p.name in ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model") for p in tokenizer_files):
+        raise CheckpointError(f"{layout.transformer_dir} has no tokenizer vocabulary (tokenizer.json, vocab.txt, vocab.json or a "
+                              "sentencepiece model): the checkpoint is incomplete")
+
+
+def _check_json(path: Path, *, required: bool) -> None:
+    if not path.is_file():
+        if required:
+            raise CheckpointError(f"{path} is missing: the checkpoint is incomplete")
+        return
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}): the file is damaged or truncated") from error
+
+
+def _check_safetensors(path: Path) -> None:
+    """The header parses and the file is exactly as long as the header says."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        header_size = int.from_bytes(prefix, "little") if len(prefix) == 8 else -1
+        if header_size < 2 or 8 + header_size > size:
+            raise CheckpointError(f"{path} is truncated or not a safetensors file ({size} bytes, no complete header)")
+        try:
+            header = json.loads(handle.read(header_size))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{path} has a damaged safetensors header ({error})") from error
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    expected = 8 + header_size + max(ends, default=0)
+    if size != expected:
+        raise CheckpointError(f"{path} is {size} bytes but its header describes {expected}: the file is truncated or damaged")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import string
@@ -30,8 +31,11 @@ from safetensors.torch import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 
-from models.checkpoint import COLBERT_CONFIG_FILE, MODULES_FILE, RANDOM_INIT_MARKER, TRANSFORMER_CONFIG_FILE
+from models.checkpoint import COLBERT_CONFIG_FILE, MODULES_FILE, RANDOM_INIT_MARKER, TRANSFORMER_CONFIG_FILE, content_hash
 from models.projection import IDENTITY
+from nanobeir_ext.atomic import file_mode
+
+log = logging.getLogger(__name__)
 
 FIXTURE_ARCHITECTURES: tuple[str, ...] = ("lfm2", "modernbert")
 # Bump whenever a change here changes the bytes of a built checkpoint.
@@ -239,15 +243,78 @@ def fixture_key(arch: str, texts: Sequence[str]) -> str:
     return f"{arch}-{hashlib.sha256(payload.encode('utf-8')).hexdigest()[:16]}"
 
 
+def checkpoint_content(root: Path) -> list[Path]:
+    """Every file of a built checkpoint but its marker (which records their names and hash)."""
+    return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.name != RANDOM_INIT_MARKER)
+
+
+def damage(root: Path) -> str | None:
+    """What is wrong with a built fixture checkpoint (files changed, truncated or deleted, an
+    unreadable marker), or None when its files hash to what the build recorded."""
+    marker = Path(root) / RANDOM_INIT_MARKER
+    if not marker.is_file():
+        return f"{marker} is missing (an interrupted build or a deleted file)"
+    try:
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        recorded, names = record.get("content_hash"), list(record.get("files") or [])
+    except (OSError, ValueError, AttributeError, TypeError) as error:
+        return f"{marker} is unreadable ({error})"
+    if not recorded or not names:
+        return f"{marker} records no content hash (built by an older version)"
+    missing = [name for name in names if not (Path(root) / name).is_file()]
+    if missing:
+        return f"{len(missing)} of its files are missing ({', '.join(missing[:3])})"
+    if content_hash(Path(root), [Path(root) / name for name in names]) != recorded:
+        return "its files were changed or truncated: they no longer hash to the content hash recorded at build time"
+    return None
+
+
+def _share(root: Path) -> None:
+    """Give a built checkpoint the modes the umask allows (safetensors writes 0600, mkdtemp 0700),
+    so the jobs of a group sharing runtime.cache_dir can read it."""
+    files = file_mode()
+    folders = files | ((files & 0o444) >> 2)  # search permission wherever read permission is given
+    for path in [root, *Path(root).rglob("*")]:
+        path.chmod(folders if path.is_dir() else files)
+
+
+def _remove_stale_staging(cache_dir: Path, name: str) -> None:
+    """Staging folders of builds whose process is gone (killed mid-build), found by the next build."""
+    for folder in cache_dir.glob(f".{name}.*"):
+        pid = folder.name.split(".")[2] if folder.name.count(".") >= 3 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], seed: int = 0) -> Path:
-    """Build (or reuse) one fixture checkpoint under ``cache_dir``, atomically."""
+    """Build (or reuse) one fixture checkpoint under ``cache_dir``, atomically.
+
+    A cached checkpoint is reused only while its files hash to the content hash recorded at
+    build time; a changed, truncated or partly deleted one is logged and rebuilt. Staging
+    folders are removed on every exit path, and those of killed builds by the next build.
+    """
     _check_arch(arch)
     cache_dir = Path(cache_dir)
     final = cache_dir / fixture_key(arch, texts)
-    if (final / RANDOM_INIT_MARKER).is_file():
-        return final
+    if final.exists():
+        problem = damage(final)
+        if problem is None:
+            return final
+        log.warning("fixture checkpoint %s is damaged (%s): rebuilding it", final, problem)
+        _discard(final)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=cache_dir))
+    _remove_stale_staging(cache_dir, final.name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=cache_dir))
     try:
         backbone = build_backbone_folder(arch, staging / "backbone", texts, seed=seed)
         checkpoint = staging / "checkpoint"
@@ -256,16 +323,30 @@ def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], s
         _write_json(
             checkpoint / RANDOM_INIT_MARKER,
             {"architecture": arch, "builder_version": BUILDER_VERSION, "seed": seed, "weights": "random-init",
+             "files": [p.relative_to(checkpoint).as_posix() for p in checkpoint_content(checkpoint)],
+             "content_hash": content_hash(checkpoint, checkpoint_content(checkpoint)),
              "note": "tiny random-init fixture checkpoint: its numbers say nothing about the real model"},
         )
+        _share(checkpoint)
         try:
             os.rename(checkpoint, final)
         except OSError:
-            if not (final / RANDOM_INIT_MARKER).is_file():  # not a lost race: a real failure
+            if damage(final) is not None:  # not a lost race to an intact build: a real failure
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _discard(folder: Path) -> None:
+    """Move a damaged checkpoint aside (one rename, so no reader sees it half removed), then delete it."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.damaged.", dir=folder.parent))
+    try:
+        os.rename(folder, aside / folder.name)
+    except FileNotFoundError:
+        pass  # another process discarded it first
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def default_fixture_texts() -> list[str]:

@@ -33,12 +33,17 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
     ``local_files_only=True`` never touches the network: a hub model must be in the local
     Hugging Face cache, else :class:`models.checkpoint.ModelUnavailableError`.
     """
+    from models.checkpoint import check_checkpoint, read_checkpoint_layout
     from models.colbert import load_colbert  # heavy imports only when a model is really needed
 
     options = dict(device=device, dtype=dtype, name=request.name, query_length=request.query_length,
                    document_length=request.document_length, batch_tokens=request.batch_tokens,
                    padding_side=request.padding_side,
                    attn_implementation=attn_implementation)
+    if request.fixture and request.path:
+        raise ValueError(f"model {request.name!r} names both a fixture architecture ({request.fixture}) and a checkpoint "
+                         f"folder ({request.path}): a fixture is built, never read from a folder; set fixture=null to "
+                         "evaluate the folder, or drop the path")
     if request.fixture:
         from models.fixtures import build_fixture_checkpoint, default_fixture_texts
 
@@ -47,6 +52,7 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
     if request.path:
         if not Path(request.path).is_dir():
             raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
+        check_checkpoint(read_checkpoint_layout(Path(request.path)))  # a damaged file named, not a bare loader error
         return load_colbert(str(request.path), **options)
     return load_colbert(request.source, revision=request.revision, local_files_only=local_files_only, **options)
 

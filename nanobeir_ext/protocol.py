@@ -61,8 +61,9 @@ class ModelLabel:
 class EncoderRequest:
     """Which encoder to load, as configured: the input of ``models.registry.load_encoder``.
 
-    Exactly one way is used: ``fixture`` (a tiny random-init architecture) wins over ``path``
-    (a local checkpoint folder), which wins over ``source`` (a hub repo id at ``revision``).
+    Exactly one way is used: ``fixture`` (a tiny random-init architecture; with a ``path`` too it is
+    an error), else ``path`` (a local checkpoint folder), which wins over ``source`` (a hub repo id
+    at ``revision``).
     """
 
     name: str

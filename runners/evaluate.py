@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
 from nanobeir_ext.data import BenchmarkSource, dataset_revision
+from nanobeir_ext.data.hub import is_commit_hash, revision_text
 from nanobeir_ext.outputs.environment import collect_environment
 from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, data_notes, run_evaluation
 from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, parse_shard
@@ -37,7 +38,12 @@ def model_specs(cfg: DictConfig) -> tuple[ModelSpec, ...]:
                          "+model@models.NAME=<one of configs/model/*.yaml>")
     specs = []
     for key, m in cfg.models.items():
-        specs.append(ModelSpec(key=str(key), name=str(m.name), source=str(m.source), revision=m.get("revision"),
+        if m.get("fixture") and m.get("path"):
+            raise ValueError(f"models.{key} sets both fixture={m.fixture} and path={m.path}: a fixture is built, never read "
+                             f"from a folder; set models.{key}.fixture=null (and a models.{key}.name) to evaluate the "
+                             f"checkpoint, or drop models.{key}.path")
+        specs.append(ModelSpec(key=str(key), name=str(m.name), source=str(m.source),
+                               revision=config_revision(m.get("revision"), f"models.{key}.revision"),
                                path=m.get("path"), fixture=m.get("fixture"), query_length=m.get("query_length"),
                                document_length=m.get("document_length"), batch_tokens=int(m.get("batch_tokens", 32768))))
     names = [s.name for s in specs]
@@ -51,9 +57,25 @@ def benchmark_source(cfg: DictConfig) -> BenchmarkSource:
     path = b.get("path")
     if path == "fixture":
         path = str(BENCHMARK_DIR)
-    return BenchmarkSource(layout=str(b.layout), repo_id=b.get("repo_id") or "", revision=b.get("revision"),
+    return BenchmarkSource(layout=str(b.layout), repo_id=b.get("repo_id") or "",
+                           revision=config_revision(b.get("revision"), "benchmark.revision"),
                            path=path, cache_dir=str(cache_dir(cfg.runtime) / "datasets"),
                            subsets=tuple(b.get("available_subsets") or ()))
+
+
+def config_revision(value: Any, key: str) -> str | None:
+    """A configured revision as a string. Hydra reads ``revision=1.10`` as the float 1.1 and an
+    all-digit hash as an int: under ``@hydra.main`` the command line's own text is taken."""
+    if value is None or isinstance(value, str):
+        return value or None
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        for override in HydraConfig.get().overrides.task:
+            name, _, text = override.partition("=")
+            if name.lstrip("+~") == key and text:
+                return text.strip("'\"")
+    return revision_text(value)
 
 
 def build_plan(cfg: DictConfig) -> EvaluationPlan:
@@ -78,7 +100,7 @@ def default_encoder_factory(spec: ModelSpec, plan: EvaluationPlan):
     try:
         return _load(spec, plan, load_encoder)
     except ModelUnavailableError as error:
-        raise ModelUnavailableError(f"{error} (for this model the key is models.{spec.key}.path)") from error
+        raise error.with_keys(f"models.{spec.key}") from error
 
 
 def _load(spec: ModelSpec, plan: EvaluationPlan, load_encoder):
@@ -103,16 +125,25 @@ def run_fingerprint(cfg: DictConfig) -> dict[str, Any]:
 def environment(plan: EvaluationPlan, outcome: EvaluationOutcome) -> dict[str, Any]:
     return collect_environment(
         plan.device, REPO_DIR,
-        models=[{**label.to_dict(), "identity": outcome.model_identities.get(spec.key)}
+        models=[{**label.to_dict(), **hub_revision(spec.revision, label.revision), "identity": outcome.model_identities.get(spec.key)}
                 for spec, label in zip(plan.models, outcome.models)],
         benchmark={"name": plan.benchmark, "layout": plan.source.layout, "repo_id": plan.source.repo_id,
-                   "revision": plan.source.revision, "path": plan.source.path, "subsets": list(plan.subsets),
+                   **(hub_revision(plan.source.revision, dataset_revision(plan.source)) or {"revision": None}),
+                   "path": plan.source.path, "subsets": list(plan.subsets),
                    "subset_identities": [d.identity() for d in outcome.data.subsets.values()]},
         encoding={"encoded": [u.describe() for u in outcome.encoding.encoded],
                   "reused": [u.describe() for u in outcome.encoding.reused],
                   "seconds": round(outcome.encoding.seconds, 3)},
         shard=list(plan.shard) if plan.shard else None,
     )
+
+
+def hub_revision(requested: str | None, commit: str | None) -> dict[str, Any]:
+    """What environment.json records of a hub repo: the commit read, as asked, and whether the
+    config pins it (a branch or tag moves: the same config may read other bytes later)."""
+    if commit is None:  # a local folder or fixture: identified by a content hash instead
+        return {}
+    return {"revision": commit, "requested_revision": requested or "main", "pinned": is_commit_hash(requested)}
 
 
 def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutcome, out: Path) -> None:

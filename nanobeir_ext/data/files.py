@@ -1,6 +1,7 @@
 """Reading one split into a ``RawTable``: JSON lines or parquet straight from a local snapshot's
-data files (far faster than ``datasets.load_dataset`` per config), BEIR's files, and everything
-else (hub repos, other formats) through ``datasets``. Tables are cached per process."""
+data files (far faster than ``datasets.load_dataset`` per config), BEIR's files, and other formats
+through ``datasets``. A hub dataset is read from its snapshot at the resolved commit (``hub.py``),
+exactly like a local snapshot. Tables are cached per process."""
 from __future__ import annotations
 
 import contextlib
@@ -12,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from nanobeir_ext.data.hub import hub_unavailable
-from nanobeir_ext.data.records import BenchmarkError, BenchmarkSource, RawTable
-from nanobeir_ext.data.snapshot import snapshot_data_files, snapshot_stamp
+from nanobeir_ext.data.hub import dataset_snapshot
+from nanobeir_ext.data.records import BenchmarkError, BenchmarkSource, BenchmarkUnavailableError, RawTable
+from nanobeir_ext.data.snapshot import declared_patterns, glob_data_files, snapshot_data_files, snapshot_stamp
 
 
 def read_split(source: BenchmarkSource, config: str, split: str) -> RawTable:
@@ -26,6 +27,8 @@ def read_split(source: BenchmarkSource, config: str, split: str) -> RawTable:
 
 @functools.lru_cache(maxsize=64)
 def _read_split_cached(source: BenchmarkSource, config: str, split: str, stamp: tuple[int, int] | None) -> RawTable:
+    if source.path is None:
+        return _read_hub_split(source, config, split)
     origin = f"config {config}, split {split} of {source.describe()}"
     if source.path is not None:
         declared = snapshot_data_files(Path(source.path))
@@ -159,15 +162,34 @@ def _quiet_progress(enabled: bool) -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+def _read_hub_split(source: BenchmarkSource, config: str, split: str) -> RawTable:
+    """A hub dataset's split from its snapshot at the resolved commit: the README first (its
+    ``configs:`` list names the data files), then only this split's files, read as a local snapshot.
+    Never ``datasets.load_dataset(repo_id)``: offline it silently reads the newest cached commit."""
+    readme = dataset_snapshot(source)
+    patterns = declared_patterns(readme.folder / "README.md").get(config, {}).get(split)
+    where = f"{source.repo_id} at commit {readme.commit}"
+    if not patterns:
+        raise BenchmarkUnavailableError(
+            f"the README of {where} declares no data files for config {config}, split {split}: set benchmark.revision "
+            f"to a commit that has them, benchmark.repo_id to another dataset, or benchmark.path to a local snapshot")
+    snapshot = dataset_snapshot(source, patterns)
+    files = glob_data_files(snapshot.folder, patterns)  # not snapshot_data_files: its listing is cached per README
+    if not files:
+        raise BenchmarkUnavailableError(
+            f"{where} has no file matching {patterns} (config {config}, split {split}, declared in its README): "
+            f"set benchmark.revision to a complete commit or benchmark.path to a local snapshot")
+    origin = f"{', '.join(str(f) for f in files)} (config {config}, split {split} of {where})"
+    columns = _read_files_fast(files)
+    if columns is None:
+        columns = _load_with_datasets(BenchmarkSource(layout=source.layout, path=str(snapshot.folder), cache_dir=source.cache_dir), config, split)
+    return RawTable(origin, columns)
+
+
 def _load_with_datasets(source: BenchmarkSource, config: str, split: str) -> dict[str, tuple[Any, ...]]:
+    """Formats other than JSON lines and parquet, from a local snapshot folder (a hub dataset's included)."""
     import datasets
 
-    if source.path is not None:
-        with _quiet_progress(True):
-            table = datasets.load_dataset(source.path, name=config, split=split, cache_dir=source.cache_dir)
-        return {name: tuple(values) for name, values in table.to_dict().items()}
-    try:
-        table = datasets.load_dataset(source.repo_id, name=config, split=split, revision=source.revision, cache_dir=source.cache_dir)
-    except ConnectionError as err:  # datasets and huggingface_hub both raise subclasses of it offline
-        raise hub_unavailable(source, err) from err
+    with _quiet_progress(True):
+        table = datasets.load_dataset(source.path, name=config, split=split, cache_dir=source.cache_dir)
     return {name: tuple(values) for name, values in table.to_dict().items()}

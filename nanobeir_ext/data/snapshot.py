@@ -32,15 +32,17 @@ def snapshot_stamp(path: Path) -> tuple[int, int] | None:
 
 @functools.lru_cache(maxsize=8)
 def _snapshot_data_files(path: Path, _mtime_ns: int, _size: int) -> dict[str, dict[str, tuple[Path, ...]]]:
+    return {name: {split: glob_data_files(path, patterns) for split, patterns in splits.items()}
+            for name, splits in declared_patterns(path / "README.md").items()}
+
+
+def declared_patterns(readme: Path) -> dict[str, dict[str, list[str]]]:
+    """config -> split -> the ``data_files`` patterns a dataset README's ``configs:`` list declares."""
     from huggingface_hub import DatasetCard
 
-    metadata = DatasetCard.load(path / "README.md").data.to_dict()
-    configs = metadata.get("configs") or []
-    result: dict[str, dict[str, tuple[Path, ...]]] = {}
-    for entry in configs:
-        name = entry.get("config_name", "default")
-        result[name] = {split: _glob(path, patterns) for split, patterns in _split_patterns(entry.get("data_files")).items()}
-    return result
+    metadata = DatasetCard.load(readme).data.to_dict()
+    return {entry.get("config_name", "default"): _split_patterns(entry.get("data_files"))
+            for entry in metadata.get("configs") or []}
 
 
 def _split_patterns(data_files: Any) -> dict[str, list[str]]:
@@ -61,7 +63,8 @@ def _split_patterns(data_files: Any) -> dict[str, list[str]]:
     return patterns
 
 
-def _glob(root: Path, patterns: Sequence[str]) -> tuple[Path, ...]:
+def glob_data_files(root: Path, patterns: Sequence[str]) -> tuple[Path, ...]:
+    """The files under ``root`` matching the ``data_files`` ``patterns``, in pattern order, each sorted."""
     files: list[Path] = []
     for pattern in patterns:
         files.extend(sorted(p for p in root.glob(pattern) if p.is_file()))

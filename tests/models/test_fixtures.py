@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import stat
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +169,68 @@ def test_bad_arguments_are_named(tmp_path: Path) -> None:
     backbone = build_backbone_folder("lfm2", tmp_path / "b", ["text one", "text two"])
     with pytest.raises(ValueError, match="hidden size 64"):
         write_colbert_checkpoint(backbone, tmp_path / "c", dense_layers=((32, 16, False),))
+
+
+DAMAGE_TEXTS = ["damage text about cats.", "un texte abîmé sur les chats."]
+
+
+@pytest.mark.parametrize("damage", ["change_weights", "truncate_weights", "delete_dense", "delete_marker"])
+def test_a_damaged_cached_fixture_is_detected_logged_and_rebuilt(tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+    path = build_fixture_checkpoint("lfm2", tmp_path, DAMAGE_TEXTS)
+    original = file_digests(path)
+    weights = path / "model.safetensors"
+    if damage == "change_weights":
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 1  # same size: only the content hash can tell
+        weights.write_bytes(bytes(data))
+    elif damage == "truncate_weights":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "delete_dense":
+        shutil.rmtree(path / "1_Dense")
+    else:
+        (path / "nanobeir_fixture.json").unlink()
+    assert fixture_models.damage(path) is not None
+    with caplog.at_level("WARNING", logger="models.fixtures"):
+        assert build_fixture_checkpoint("lfm2", tmp_path, DAMAGE_TEXTS) == path
+    assert "damaged" in caplog.text and "rebuilding" in caplog.text
+    assert file_digests(path) == original
+    assert fixture_models.damage(path) is None
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # nothing left aside
+
+
+def test_an_added_file_is_not_damage(tmp_path: Path) -> None:
+    path = build_fixture_checkpoint("lfm2", tmp_path, DAMAGE_TEXTS)
+    (path / "notes.txt").write_text("mine")
+    assert fixture_models.damage(path) is None
+
+
+def test_staging_folders_are_removed_on_failure_and_by_the_next_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = fixture_key("lfm2", DAMAGE_TEXTS)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    killed = tmp_path / f".{name}.{dead}.abc123"  # a build killed mid-way (its process is gone)
+    (killed / "checkpoint").mkdir(parents=True)
+    live = tmp_path / f".{name}.{os.getpid()}.live99"  # a build still running in this process
+    live.mkdir()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fixture_models, "write_colbert_checkpoint", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_fixture_checkpoint("lfm2", tmp_path, DAMAGE_TEXTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]  # the failed build's own staging is gone too
+    monkeypatch.undo()
+    path = build_fixture_checkpoint("lfm2", tmp_path, DAMAGE_TEXTS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, live.name])
+
+
+def test_built_checkpoints_honour_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o027)
+    try:
+        path = build_fixture_checkpoint("lfm2", tmp_path, DAMAGE_TEXTS)
+    finally:
+        os.umask(previous)
+    modes = {p.relative_to(path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [path, *path.rglob("*")]}
+    assert modes["model.safetensors"] == 0o640 and modes["1_Dense/model.safetensors"] == 0o640  # safetensors writes 0600
+    assert modes["."] == 0o750 and modes["1_Dense"] == 0o750  # mkdtemp makes 0700
+    assert set(modes.values()) <= {0o640, 0o750}

@@ -1,11 +1,12 @@
 """models.registry.load_encoder: the one fixture / folder / hub switch, its labels and its defaults."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from models.checkpoint import ModelUnavailableError
+from models.checkpoint import CheckpointError, ModelUnavailableError
 from models.colbert import DEFAULT_BATCH_TOKENS
 from models.registry import fixture_models_dir, load_encoder
 from nanobeir_ext.protocol import EncoderRequest
@@ -50,3 +51,36 @@ def test_unknown_fixture_and_missing_folder_and_uncached_hub_model(tmp_path: Pat
     with pytest.raises(ModelUnavailableError, match="not-in-any-cache"):
         load_encoder(EncoderRequest(name="x", source="nanobeir-test/not-in-any-cache", revision="main"),
                      device="cpu", dtype="float32", cache_dir=tmp_path, local_files_only=True)
+
+
+def test_a_fixture_with_a_path_is_refused_not_silently_built(shared_cache: Path) -> None:
+    folder = next(fixture_models_dir(shared_cache).glob("lfm2-*"), None) or shared_cache
+    with pytest.raises(ValueError, match=r"both a fixture architecture \(lfm2\) and a checkpoint folder"):
+        load_encoder(fixture_request(path=str(folder)), device="cpu", dtype="float32", cache_dir=shared_cache)
+
+
+def _damaged_copy(shared_cache: Path, tmp_path: Path) -> Path:
+    load_encoder(fixture_request(), device="cpu", dtype="float32", cache_dir=shared_cache)  # built once
+    target = tmp_path / "checkpoint"
+    shutil.copytree(next(fixture_models_dir(shared_cache).glob("lfm2-*")), target)
+    return target
+
+
+@pytest.mark.parametrize(("damage", "named", "problem"), [
+    ("truncate_weights", "model.safetensors", "truncated"),
+    ("truncate_dense", "1_Dense/model.safetensors", "truncated"),
+    ("delete_tokenizer", "has no tokenizer vocabulary", "incomplete"),
+    ("truncate_tokenizer", "tokenizer.json", "not valid JSON"),
+    ("delete_config", "config.json", "missing"),
+])
+def test_a_damaged_checkpoint_folder_names_the_file(shared_cache: Path, tmp_path: Path, damage: str, named: str, problem: str) -> None:
+    folder = _damaged_copy(shared_cache, tmp_path)
+    if damage.startswith("truncate"):
+        path = folder / {"truncate_weights": "model.safetensors", "truncate_dense": "1_Dense/model.safetensors",
+                         "truncate_tokenizer": "tokenizer.json"}[damage]
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        (folder / {"delete_tokenizer": "tokenizer.json", "delete_config": "config.json"}[damage]).unlink()
+    with pytest.raises(CheckpointError) as error:
+        load_encoder(EncoderRequest(name="x", source="x", path=str(folder)), device="cpu", dtype="float32", cache_dir=tmp_path)
+    assert named in str(error.value) and problem in str(error.value), str(error.value)
