@@ -12,10 +12,10 @@ import hydra
 from omegaconf import DictConfig
 
 from nanobeir_ext.atomic import write_csv, write_json, write_parquet, write_text
-from nanobeir_ext.data import BenchmarkSource, dataset_revision
+from nanobeir_ext.data import BenchmarkSource, DataRules, dataset_revision
 from nanobeir_ext.data.hub import is_commit_hash, revision_text
 from nanobeir_ext.outputs.environment import collect_environment
-from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, data_notes, run_evaluation
+from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, data_counts, data_notes, run_evaluation
 from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, parse_shard
 from nanobeir_ext.data.fixture import BENCHMARK_DIR
 from nanobeir_ext.reporting.model_index import model_index_yaml
@@ -90,7 +90,8 @@ def build_plan(cfg: DictConfig) -> EvaluationPlan:
         subsets=tuple(cfg.benchmark.subsets), cells=tuple(cells), metrics=tuple(cfg.metrics),
         cache_dir=cache_dir(cfg.runtime), k=int(cfg.retrieval.k), chunk_tokens=None if cfg.retrieval.get("chunk_tokens") is None else int(cfg.retrieval.chunk_tokens),
         device=str(cfg.runtime.device), dtype=str(cfg.runtime.dtype), progress=bool(cfg.runtime.get("progress", True)),
-        shard=parse_shard(cfg.get("shard")))
+        shard=parse_shard(cfg.get("shard")), padding=str(cfg.retrieval.padding),
+        data_rules=DataRules(empty_texts=str(cfg.benchmark.empty_texts), strict=bool(cfg.benchmark.strict)))
 
 
 def default_encoder_factory(spec: ModelSpec, plan: EvaluationPlan):
@@ -146,6 +147,10 @@ def hub_revision(requested: str | None, commit: str | None) -> dict[str, Any]:
     return {"revision": commit, "requested_revision": requested or "main", "pinned": is_commit_hash(requested)}
 
 
+PADDING_NOTES = {"mask": "padding masked: only a document's own vectors take part in each max",
+                 "zero": "PyLate's evaluator: a shorter document's padding counts as similarity 0"}
+
+
 def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutcome, out: Path) -> None:
     write_json(out / "environment.json", environment(plan, outcome))
     if not outcome.complete:
@@ -157,10 +162,14 @@ def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutc
     context = ReportContext(
         benchmark=plan.benchmark, models=outcome.models, baseline_model=cfg.report.get("baseline_model"),
         title=f"nanobeir-ext: {plan.benchmark}, {len(plan.cells)} cells",
-        data_notes=tuple(data_notes(outcome)),
+        data_notes=tuple(data_notes(outcome)), data_counts=data_counts(outcome.data), warnings=outcome.data.losses,
+        expected_subsets=plan.subsets, expected_cells=tuple((c.doc_lang, c.query_lang) for c in plan.cells),
         run_notes=(f"encoder passes: {encoded} made, {reused} reused from the store "
                    f"({outcome.encoding.seconds:.1f} s encoding)",
-                   f"retrieval: exact MaxSim (padding masked), top-{plan.k}, {plan.device}"))
+                   f"retrieval: exact MaxSim, retrieval.padding={plan.padding} "
+                   f"({PADDING_NOTES[plan.padding]}), top-{plan.k}, {plan.device}",
+                   f"data: benchmark.empty_texts={plan.data_rules.empty_texts}, "
+                   f"benchmark.strict={str(plan.data_rules.strict).lower()}"))
     write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))
     revision = dataset_revision(plan.source)  # resolved once for every model's card
     for label in outcome.models:

@@ -266,8 +266,8 @@ def data_notes(outcome: EvaluationOutcome) -> list[str]:
                      f"(subset, cell) pairs: {sum(c.judgments_on_empty_documents for c in counts)} judgments on empty "
                      f"documents, {sum(c.judgments_on_absent_documents for c in counts)} on absent documents, "
                      f"{sum(c.queries_only_empty_relevant for c in counts)} queries whose only relevant documents are "
-                     f"empty or absent, {sum(c.empty_queries for c in counts)} empty judged queries "
-                     "(per subset and cell: the table below)")
+                     f"empty or absent, {sum(c.empty_queries for c in counts)} empty judged queries"
+                     + (" (per subset and cell: the table below)" if touched else ""))
     for (subset, lang), d in sorted(data.subsets.items()):
         empty_docs, empty_queries = d.corpus.dropped_empty, d.queries.dropped_empty
         if empty_docs or empty_queries:

@@ -88,3 +88,18 @@ def test_importing_reporting_for_tables_leaves_matplotlib_alone() -> None:
             "nanobeir_ext.compare.render; print('matplotlib' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_warnings_come_first_and_every_table_says_what_its_averages_cover() -> None:
+    results = _results()
+    counts = pd.DataFrame([{"subset": "NanoA", "doc_lang": "de", "query_lang": "en", "queries evaluated": 11,
+                            "judgments on empty docs": 2}])
+    context = ReportContext(benchmark="fixture", models=_context().models, baseline_model="model-a", title="T",
+                            warnings=("NanoA ko: no documents to evaluate",), data_counts=counts,
+                            expected_subsets=("NanoA", "NanoB", "NanoC"))
+    md = render_report(results, context)
+    assert md.index("> - NanoA ko: no documents to evaluate") < md.index("## Models")
+    assert "> - model-a has no results for subsets ['NanoC']" in md
+    assert "mean of 9 cells" in md and "averages cover 9 of 9 cells and 2 of 3 subsets" in md
+    assert "| NanoA de-en | 11 | 2 |" in md  # the data rule's counts, per subset and cell
+    assert "Warning" not in render_report(results, _context())

@@ -98,7 +98,10 @@ def test_report_tables_and_figures(smoke_run):
     assert "| Doc \\ Query | ar | de | en | es | fr | it | ja | ko | pt | AVG |" in report
     assert "Delta: fixture-LFM2-tiny minus fixture-ModernBERT-tiny" in report
     assert "Random-init weights" in report
-    assert "NanoFiQA2018 ko: dropped 1 empty documents" in report
+    assert "NanoFiQA2018 ko: 1 empty documents and 0 empty queries not encoded" in report
+    assert "empty texts: rule `pylate`" in report and "benchmark.empty_texts=pylate, benchmark.strict=false" in report
+    assert "retrieval.padding=mask" in report
+    assert "averages cover 81 of 81 cells and 3 of 3 subsets" in report and "Warning" not in report
     assert "texts longer than the model's query length were truncated" in report
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert len(figures) == 3 and any(name.startswith("delta_") for name in figures)
@@ -127,3 +130,19 @@ def test_output_folder_with_another_run_is_refused(smoke_run, smoke_cache):
     out, _ = smoke_run
     with pytest.raises(FileExistsError, match="different evaluation"):
         evaluate.run(smoke_cfg(smoke_cache, "retrieval.k=200"), out_dir=out)
+
+
+def test_padding_and_data_rules_reach_the_plan_and_the_fingerprint(tmp_path):
+    default = smoke_cfg(tmp_path)
+    plan = evaluate.build_plan(default)
+    assert plan.padding == "mask" and plan.data_rules.empty_texts == "pylate" and not plan.data_rules.strict
+    changed = smoke_cfg(tmp_path, "retrieval.padding=zero", "benchmark.empty_texts=mteb", "benchmark.strict=true")
+    plan = evaluate.build_plan(changed)
+    assert plan.padding == "zero" and plan.data_rules.empty_texts == "mteb" and plan.data_rules.strict
+    fingerprint = evaluate.run_fingerprint(changed)
+    assert fingerprint["retrieval"]["padding"] == "zero" and fingerprint["benchmark"]["empty_texts"] == "mteb"
+    assert fingerprint != evaluate.run_fingerprint(default)
+    with pytest.raises(ValueError, match=r"retrieval.padding must be one of \['mask', 'zero'\], got 'pad'"):
+        evaluate.build_plan(smoke_cfg(tmp_path, "retrieval.padding=pad"))
+    with pytest.raises(ValueError, match=r"benchmark.empty_texts must be one of"):
+        evaluate.build_plan(smoke_cfg(tmp_path, "benchmark.empty_texts=nope"))

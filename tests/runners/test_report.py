@@ -50,3 +50,18 @@ def test_unfinished_runs_are_refused_naming_the_folder(tmp_path, status):
     with pytest.raises(ValueError, match=f"{unfinished}.*not complete"):
         report.run(compose("report", [f"runs=[{done},{unfinished}]", f"out={tmp_path / 'out'}"]))
     assert not (tmp_path / "out").exists()
+
+
+def test_runs_with_different_subsets_report_what_they_can_and_name_what_is_missing(tmp_path):
+    # Before: a KeyError from the per-subset matrices of the model that lacks NanoB.
+    both = make_run(tmp_path / "both", make_per_query(("model-a",), subsets=("NanoA", "NanoB")))
+    one = make_run(tmp_path / "one", make_per_query(("model-b",), subsets=("NanoA",), seed=1))
+    out = tmp_path / "out"
+    report.run(compose("report", [f"runs=[{both},{one}]", f"out={out}", "figures=false"]))
+    text = (out / "report.md").read_text()
+    head = text[: text.index("## Models")]
+    assert "Warning: data missing" in head and "model-b has no results for subsets ['NanoB']" in head
+    assert "model-b: averages cover 9 of 9 cells and 1 of 2 subsets" in text
+    assert "model-a: averages cover 9 of 9 cells and 2 of 2 subsets" in text
+    assert "<details><summary>model-a on NanoB</summary>" in text and "model-b on NanoB" not in text
+    assert "NanoA / model-b (9 cells)" in text
