@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-step setup: a virtual environment in .venv with the harness and its test tools.
 #   bash scripts/setup.sh            harness + pytest
-#   bash scripts/setup.sh --oracle   also the isolated PyLate 1.6.0 oracle (.venv-pylate) for the parity tests
+#   bash scripts/setup.sh --oracle   also the isolated test oracles and servers: PyLate 1.6.0 (.venv-pylate),
+#                                    FlagEmbedding 1.4.2 (.venv-flagembedding), olah (.venv-olah)
 #                                    and olah (.venv-olah), the hub mirror of the tests in tests/hub
 # Torch: a CPU build on a machine without an NVIDIA driver (see scripts/install_torch.sh).
 set -euo pipefail
@@ -22,5 +23,6 @@ bash "$root/scripts/install_torch.sh" "$venv"
 echo "harness ready in $venv"
 if [ "$oracle" = 1 ]; then
   bash "$root/scripts/setup_pylate_oracle.sh"
+  bash "$root/scripts/setup_flagembedding_oracle.sh"
   bash "$root/scripts/setup_olah.sh"
 fi
