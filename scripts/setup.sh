@@ -2,8 +2,7 @@
 # One-step setup: a virtual environment in .venv with the harness and its test tools.
 #   bash scripts/setup.sh            harness + pytest
 #   bash scripts/setup.sh --oracle   also the isolated test oracles and servers: PyLate 1.6.0 (.venv-pylate),
-#                                    FlagEmbedding 1.4.2 (.venv-flagembedding), olah (.venv-olah)
-#                                    and olah (.venv-olah), the hub mirror of the tests in tests/hub
+#                                    FlagEmbedding 1.4.2 (.venv-flagembedding), olah (.venv-olah: the hub mirror of tests/hub)
 # Torch: a CPU build on a machine without an NVIDIA driver (see scripts/install_torch.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
