@@ -73,6 +73,9 @@ def test_online_run_records_the_served_commits(first_run: FirstRun) -> None:
     environment = json.loads((first_run.run_dir / "environment.json").read_text())
     assert {m["name"]: m["revision"] for m in environment["models"]} == EXPECTED_COMMITS
     assert environment["benchmark"]["revision"] == DATASET_REVISIONS[0]
+    # The paper configs pin every hub repo: the commits read are the commits asked for.
+    for record in [*environment["models"], environment["benchmark"]]:
+        assert record["pinned"] is True and record["requested_revision"] == record["revision"], record
     assert {s["revision"] for s in environment["benchmark"]["subset_identities"]} == {DATASET_REVISIONS[0]}
     results = (first_run.run_dir / "results.csv").read_text().splitlines()
     cells = {tuple(line.split(",")[:5]) for line in results[1:] if line.split(",")[2] != "mean"}

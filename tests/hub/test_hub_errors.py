@@ -60,7 +60,8 @@ def hub(replicas: Replicas, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 CASES = PRELUDE + """
-import time, traceback
+import logging, time
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 from nanobeir_ext.data import BenchmarkSource, dataset_revision, load_subset
 from models.checkpoint import resolve_source
 
@@ -86,11 +87,15 @@ print(json.dumps({name: outcome(lambda: globals()[kind](*args)) for name, (kind,
 """
 
 
-def run_cases(endpoint: str, home: Path, cases: dict[str, list[Any]], offline: bool = False) -> dict[str, list[Any]]:
+def run_cases(endpoint: str, home: Path, cases: dict[str, list[Any]], offline: bool = False,
+              log: list[str] | None = None) -> dict[str, list[Any]]:
+    """Outcome per case; ``log`` receives the client's log (stderr)."""
     env = client_env(endpoint, home, {"HF_HUB_OFFLINE": "1"} if offline else None)
     script = CASES if not offline else CASES.replace("assert not constants.HF_HUB_OFFLINE and", "assert")
     result = run_client(script, [json.dumps(cases)], env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    if log is not None:
+        log.append(result.stderr)
     return last_json(result.stdout)
 
 
@@ -125,8 +130,11 @@ def test_offline_reads_exactly_the_pinned_commit(hub: RunningServer, tmp_path: P
 
 def test_moving_revision_is_resolved_and_cached_for_offline_runs(hub: RunningServer, tmp_path: Path) -> None:
     home = tmp_path / "hf"
-    online = run_cases(hub.endpoint, home, {"later": ["qrels", DATASET_REPO, "later"]})
+    log: list[str] = []
+    online = run_cases(hub.endpoint, home, {"later": ["qrels", DATASET_REPO, "later"]}, log=log)
     assert online["later"][0] == "ok" and online["later"][1]["revision"] == COMMIT_B
+    assert f"revision later resolved to commit {COMMIT_B}: a moving revision, so this result is not pinned" in log[0], log[0]
+    assert log[0].count("not pinned") == 1  # once per run, not per file
     offline = run_cases(hub.endpoint, home, {"later": ["qrels", DATASET_REPO, "later"]}, offline=True)
     assert offline["later"][1] == online["later"][1]
 
