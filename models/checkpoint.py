@@ -1,6 +1,6 @@
 """Reading a PyLate ColBERT checkpoint from disk (or the hub) without PyLate.
 
-The layout (see notes/colbert-encoding.md): ``modules.json`` names the transformer
+The layout (see docs/encoding.md): ``modules.json`` names the transformer
 folder (normally the root) and the ``k_Dense`` folders in order;
 ``config_sentence_transformers.json`` holds the ColBERT settings;
 ``sentence_bert_config.json`` holds ``do_lower_case``. Missing settings take PyLate
