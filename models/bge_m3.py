@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from nanobeir_ext.protocol import ROLES, EncodeOutput, ModelLabel, Role
+from models.fixture_cache import fixture_source
 from models.checkpoint import RANDOM_INIT_MARKER, TOKENIZER_FILES, ModelUnavailableError, content_hash, resolve_source, root_weight_files
 from models.colbert import plan_batches, resolve_dtype
 
@@ -166,7 +167,7 @@ def load_bge_m3(source: str, *, revision: str | None = None, device: str = "cpu"
     colbert_linear = load_colbert_linear(folder, backbone.config.hidden_size).to(device=device, dtype=torch_dtype)
     info = ModelLabel(
         name=name or Path(resolved.source.rstrip("/")).name,
-        source=resolved.source,
+        source=fixture_source(resolved.folder, resolved.source),
         revision=resolved.revision,
         weights="random-init" if (folder / RANDOM_INIT_MARKER).is_file() else "real",
         dtype=str(torch_dtype).removeprefix("torch."),
@@ -175,6 +176,7 @@ def load_bge_m3(source: str, *, revision: str | None = None, device: str = "cpu"
         weights_hash=content_hash(folder, bge_m3_files(folder)) if resolved.revision is None else None,
         settings={"query_length": query_length or DEFAULT_LENGTH, "document_length": document_length or DEFAULT_LENGTH,
                   "vectors": "colbert_linear(last_hidden_state[:, 1:]), L2-normalised"},
+        kind="bge_m3",
     )
     return BGEM3ColBERTEncoder(backbone, tokenizer, colbert_linear, info, query_length=query_length or DEFAULT_LENGTH,
                                document_length=document_length or DEFAULT_LENGTH, batch_tokens=batch_tokens)

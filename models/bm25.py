@@ -23,7 +23,11 @@ Cache
     ids, identity). ``key`` hashes the identity (bm25s version, settings, analyzer) and the
     corpus (ids and texts), so changed data or settings build a new index. The folder is
     written under a temporary name and renamed into place; the manifest is written last,
-    so a folder without it is never read.
+    so a folder without it is never read. An index that fails to load (damaged files) is
+    logged, moved aside and rebuilt.
+
+:class:`BM25Retriever` implements :class:`nanobeir_ext.protocol.Ranker`; the evaluation
+pipeline keeps its indexes under ``<runtime.cache_dir>/indexes``.
 """
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ from nanobeir_ext.protocol import ModelLabel
 from models.text_analysis import ANALYZED_LANGUAGES, Analyzer, analyzer_for
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index build at DEBUG
 
 Run = dict[str, dict[str, float]]  # query id -> doc id -> score, as nanobeir_ext.retrieval returns
 METHODS: tuple[str, ...] = ("robertson", "atire", "bm25l", "bm25+", "lucene")
@@ -184,6 +189,7 @@ class BM25Retriever:
             parameters=None,
             settings={**settings.to_dict(), "bm25s": version("bm25s"),
                       "analysis": {lang: analyzer_for(lang).describe() for lang in ANALYZED_LANGUAGES}},
+            kind="bm25",
         )
 
     def cache_identity(self) -> dict[str, Any]:
@@ -200,16 +206,38 @@ class BM25Retriever:
     def build_index(self, language: str, doc_ids: Sequence[str], texts: Sequence[str]) -> BM25Index:
         return BM25Index.build(doc_ids, texts, analyzer_for(language), self.settings)
 
+    def index_folder(self, cache_dir: Path, subset: str, language: str, doc_ids: Sequence[str], texts: Sequence[str]) -> Path:
+        return Path(cache_dir) / subset / language / self.index_key(language, doc_ids, texts)
+
+    def is_indexed(self, cache_dir: Path, subset: str, language: str, doc_ids: Sequence[str], texts: Sequence[str]) -> bool:
+        """Whether the index of this corpus is cached (a finished save: its manifest is written last)."""
+        return (self.index_folder(cache_dir, subset, language, doc_ids, texts) / MANIFEST).is_file()
+
     def index(self, cache_dir: Path, subset: str, language: str, doc_ids: Sequence[str], texts: Sequence[str]) -> BM25Index:
         """The index of (``subset``, ``language``): loaded from ``cache_dir`` when there, else built and saved."""
-        folder = Path(cache_dir) / subset / language / self.index_key(language, doc_ids, texts)
+        folder = self.index_folder(cache_dir, subset, language, doc_ids, texts)
         identity = self.index_identity(language)
         analyzer = analyzer_for(language)
         if (folder / MANIFEST).is_file():
-            return BM25Index.load(folder, analyzer, self.settings, identity)
+            try:
+                return BM25Index.load(folder, analyzer, self.settings, identity)
+            except (OSError, ValueError, KeyError) as error:  # damaged files: rebuild rather than fail the run
+                log.warning("BM25 index %s does not load (%s: %s): rebuilding it", folder, type(error).__name__, error)
+                _discard(folder)
         index = BM25Index.build(doc_ids, texts, analyzer, self.settings)
         try:
             index.save(folder, identity)
         except FileExistsError:  # another process saved the same index first
             log.info("%s: index saved concurrently; using the one built here", folder)
         return index
+
+
+def _discard(folder: Path) -> None:
+    """Move a damaged index aside in one rename (no reader sees it half removed), then delete it."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.damaged.", dir=folder.parent))
+    try:
+        os.rename(folder, aside / folder.name)
+    except FileNotFoundError:
+        pass  # another process discarded it first
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)

@@ -30,6 +30,7 @@ from sentence_transformers import SentenceTransformer, __version__ as st_version
 from sentence_transformers.models import Normalize
 
 from nanobeir_ext.protocol import ROLES, EncodeOutput, ModelLabel, Role
+from models.fixture_cache import fixture_source
 from models.checkpoint import RANDOM_INIT_MARKER, content_hash, resolve_source
 from models.colbert import resolve_dtype
 
@@ -168,13 +169,14 @@ def load_dense(source: str, *, revision: str | None = None, device: str = "cpu",
         model.max_seq_length = max_seq_length
     info = ModelLabel(
         name=name or Path(resolved.source.rstrip("/")).name,
-        source=resolved.source,
+        source=fixture_source(resolved.folder, resolved.source),
         revision=resolved.revision,
         weights="random-init" if (resolved.folder / RANDOM_INIT_MARKER).is_file() else "real",
         dtype=str(torch_dtype).removeprefix("torch."),
         device=str(device),
         parameters=sum(p.numel() for p in model.parameters()),
         weights_hash=folder_hash(resolved.folder) if resolved.revision is None else None,
+        kind="dense",
     )
     encoder = DenseEncoder(model, info, query_prompt=query_prompt, document_prompt=document_prompt, normalize=normalize, batch_size=batch_size)
     encoder.info = ModelLabel(**{**info.to_dict(), "settings": encoder.settings()})

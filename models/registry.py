@@ -26,13 +26,16 @@ def fixture_models_dir(cache_dir: Path) -> Path:
 
 def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dtype, cache_dir: Path,
                  local_files_only: bool | None = None, attn_implementation: str | None = None):
-    """Load a PyLate-format ColBERT checkpoint (a :class:`models.colbert.ColBERTEncoder`).
+    """Load the retriever of ``request.kind``: a PyLate-format ColBERT checkpoint (default, a
+    :class:`models.colbert.ColBERTEncoder`), or another kind (:func:`load_kind`).
 
     ``request.fixture`` builds (once, under ``cache_dir``) and loads a tiny random-init
     checkpoint; its marker file labels it (see ``models.checkpoint.read_checkpoint_layout``).
     ``local_files_only=True`` never touches the network: a hub model must be in the local
     Hugging Face cache, else :class:`models.checkpoint.ModelUnavailableError`.
     """
+    if request.kind != "colbert":
+        return load_kind(request, device=device, dtype=dtype, cache_dir=cache_dir, local_files_only=local_files_only)
     from models.checkpoint import check_checkpoint, read_checkpoint_layout
     from models.colbert import load_colbert  # heavy imports only when a model is really needed
 
@@ -55,6 +58,60 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
         check_checkpoint(read_checkpoint_layout(Path(request.path)))  # a damaged file named, not a bare loader error
         return load_colbert(str(request.path), **options)
     return load_colbert(request.source, revision=request.revision, local_files_only=local_files_only, **options)
+
+
+# The settings each kind reads from request.options (its model config's own keys).
+KIND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "dense": ("query_prompt", "document_prompt", "normalize", "max_seq_length", "batch_size", "trust_remote_code"),
+    "bge_m3": (),
+    "bm25": ("k1", "b", "method", "delta"),
+}
+
+
+def load_kind(request: EncoderRequest, *, device: str, dtype: str | torch.dtype, cache_dir: Path,
+              local_files_only: bool | None = None):
+    """A dense encoder (``models.dense``), BGE-M3's ColBERT vectors (``models.bge_m3``) or BM25
+    (``models.bm25``, a Ranker); ``fixture: dense|bge_m3`` builds a tiny random-init checkpoint."""
+    if request.kind not in KIND_OPTIONS:
+        raise ValueError(f"model {request.name!r}: unknown kind {request.kind!r}; valid choices: "
+                         f"{['colbert', *KIND_OPTIONS]}")
+    unknown = sorted(set(request.options) - set(KIND_OPTIONS[request.kind]))
+    if unknown:
+        raise ValueError(f"model {request.name!r} (kind {request.kind}) has settings {unknown} it does not read; "
+                         f"valid: {list(KIND_OPTIONS[request.kind])}")
+    options = {k: v for k, v in request.options.items() if v is not None}
+    if request.kind == "bm25":
+        from models.bm25 import BM25Retriever, BM25Settings
+
+        if request.fixture or request.path:
+            raise ValueError(f"model {request.name!r}: BM25 has no checkpoint; drop fixture and path")
+        return BM25Retriever(BM25Settings(**options), name=request.name)
+    if request.fixture and request.path:
+        raise ValueError(f"model {request.name!r} names both a fixture ({request.fixture}) and a checkpoint folder "
+                         f"({request.path}): set fixture=null to evaluate the folder, or drop the path")
+    if request.fixture:
+        if request.fixture != request.kind:
+            raise ValueError(f"model {request.name!r} of kind {request.kind} names fixture {request.fixture!r}; "
+                             f"its fixture is {request.kind!r}")
+        from models.fixture_cache import build_kind_fixture
+        from models.fixtures import default_fixture_texts
+
+        source, revision = str(build_kind_fixture(request.kind, fixture_models_dir(cache_dir), default_fixture_texts())), None
+    elif request.path:
+        if not Path(request.path).is_dir():
+            raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
+        source, revision = str(request.path), None
+    else:
+        source, revision = request.source, request.revision
+    common = dict(revision=revision, device=device, dtype=dtype, name=request.name, local_files_only=local_files_only)
+    if request.kind == "dense":
+        from models.dense import load_dense
+
+        return load_dense(source, **common, **options)
+    from models.bge_m3 import load_bge_m3
+
+    return load_bge_m3(source, **common, query_length=request.query_length, document_length=request.document_length,
+                       **({"batch_tokens": request.batch_tokens} if request.batch_tokens else {}))
 
 
 def load_for_timing(request: EncoderRequest, architecture: Architecture | None, *, weights: str, device: str,

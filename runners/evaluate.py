@@ -16,7 +16,7 @@ from nanobeir_ext.data import BenchmarkSource, DataRules, dataset_revision
 from nanobeir_ext.data.hub import is_commit_hash, revision_text
 from nanobeir_ext.outputs.environment import collect_environment
 from nanobeir_ext.evaluation.pipeline import EvaluationOutcome, data_counts, data_notes, run_evaluation
-from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, parse_shard
+from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, kind_options, parse_shard
 from nanobeir_ext.data.fixture import BENCHMARK_DIR
 from nanobeir_ext.reporting.model_index import model_index_yaml
 from nanobeir_ext.languages import matrix_cells, validate_languages
@@ -45,7 +45,8 @@ def model_specs(cfg: DictConfig) -> tuple[ModelSpec, ...]:
         specs.append(ModelSpec(key=str(key), name=str(m.name), source=str(m.source),
                                revision=config_revision(m.get("revision"), f"models.{key}.revision"),
                                path=m.get("path"), fixture=m.get("fixture"), query_length=m.get("query_length"),
-                               document_length=m.get("document_length"), batch_tokens=int(m.get("batch_tokens", 32768))))
+                               document_length=m.get("document_length"), batch_tokens=int(m.get("batch_tokens", 32768)),
+                               kind=str(m.get("kind") or "colbert"), options=kind_options(plain(m))))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"two models share a name in {names}; give each a distinct models.<key>.name")
@@ -109,7 +110,8 @@ def _load(spec: ModelSpec, plan: EvaluationPlan, load_encoder):
 
     request = EncoderRequest(name=spec.name, source=spec.source, revision=spec.revision, path=spec.path,
                              fixture=spec.fixture, query_length=spec.query_length,
-                             document_length=spec.document_length, batch_tokens=spec.batch_tokens)
+                             document_length=spec.document_length, batch_tokens=spec.batch_tokens,
+                             kind=spec.kind, options=spec.options)
     return load_encoder(request, device=plan.device, dtype=plan.dtype, cache_dir=plan.cache_dir)
 
 
@@ -164,10 +166,13 @@ def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutc
         title=f"nanobeir-ext: {plan.benchmark}, {len(plan.cells)} cells",
         data_notes=tuple(data_notes(outcome)), data_counts=data_counts(outcome.data), warnings=outcome.data.losses,
         expected_subsets=plan.subsets, expected_cells=tuple((c.doc_lang, c.query_lang) for c in plan.cells),
+        per_query=outcome.per_query,
         run_notes=(f"encoder passes: {encoded} made, {reused} reused from the store "
                    f"({outcome.encoding.seconds:.1f} s encoding)",
                    f"retrieval: exact MaxSim, retrieval.padding={plan.padding} "
-                   f"({PADDING_NOTES[plan.padding]}), top-{plan.k}, {plan.device}",
+                   f"({PADDING_NOTES[plan.padding]}), top-{plan.k}, {plan.device}"
+                   + ("; BM25 ranks with its own per-(subset, document language) index"
+                      if any(s.ranks_directly for s in plan.models) else ""),
                    f"data: benchmark.empty_texts={plan.data_rules.empty_texts}, "
                    f"benchmark.strict={str(plan.data_rules.strict).lower()}"))
     write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))

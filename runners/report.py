@@ -35,7 +35,7 @@ def run(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
         baseline = cfg.get("baseline_model") or next((r.baseline_model for r in runs if r.baseline_model), None)
         context = ReportContext(benchmark=", ".join(benchmarks), models=tuple(labels), baseline_model=baseline,
                                 title=f"nanobeir-ext: combined report of {len(runs)} runs",
-                                run_notes=tuple(f"from {r.path}" for r in runs))
+                                run_notes=tuple(f"from {r.path}" for r in runs), per_query=per_query)
         write_report(results, context, out, figures_enabled=bool(cfg.get("figures", True)))
     log.info("combined %d runs into %s", len(runs), out)
     return {"out_dir": str(out), "runs": [str(r.path) for r in runs]}

@@ -1,9 +1,13 @@
 """One evaluation: encode every (model, subset, language, role) once, then score every matrix cell.
 
-The flow (see DESIGN.md): benchmark loader -> encoder -> embedding store -> exact MaxSim
+The flow: benchmark loader -> encoder -> embedding store -> exact MaxSim
 top-k per cell -> pytrec_eval -> long results table. Phase 1 makes sure every needed
 embedding set is in the store (encoding only what is missing, or only this shard's part);
 phase 2 reads them back, one document-language corpus at a time, so memory stays bounded.
+A :class:`~nanobeir_ext.protocol.Ranker` (BM25) takes the same two phases with its own cache:
+phase 1 builds the missing indexes of (subset, document language) under ``<cache_dir>/indexes``,
+phase 2 loads each once and searches it with every query language; its runs then go through
+the same TREC files, metrics and results table.
 What is evaluated (models, cells, work units, shards) is planned in ``plan.py``.
 """
 from __future__ import annotations
@@ -24,7 +28,7 @@ from nanobeir_ext.evaluation.metrics import QrelsEvaluator
 from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, WorkUnit, shard_units, work_units
 from nanobeir_ext.evaluation.results import PER_QUERY_COLUMNS, results_from_per_query, sort_long
 from nanobeir_ext.languages import Cell
-from nanobeir_ext.protocol import PLURAL, Encoder, ModelLabel, Role, slug
+from nanobeir_ext.protocol import PLURAL, Encoder, ModelLabel, Ranker, Role, SearchIndex, slug
 from nanobeir_ext.retrieval.maxsim import maxsim_topk
 from nanobeir_ext.retrieval.trec import Run, write_trec_run
 
@@ -69,7 +73,9 @@ class EvaluationOutcome:
     complete: bool  # False for a shard run, which only encodes
 
 
-EncoderFactory = Callable[[ModelSpec, EvaluationPlan], Encoder]
+EncoderFactory = Callable[[ModelSpec, EvaluationPlan], "Encoder | Ranker"]
+INDEX_DIR = "indexes"  # rankers' cache, beside the embedding store: <cache_dir>/indexes
+CellSearch = Callable[[str], Run]  # query language -> run of that language's queries over one corpus
 
 
 def load_data(plan: EvaluationPlan) -> BenchmarkData:
@@ -133,6 +139,29 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
     return record
 
 
+def ensure_indexed(units: Iterable[WorkUnit], ranker: Ranker, data: BenchmarkData, index_dir: Path,
+                   progress: bool) -> EncodingLog:
+    """Phase 1 of a ranker: build every (subset, document language) index missing from its cache;
+    reuse the rest. Each index is saved when built, so a killed run loses at most the one in flight."""
+    record = EncodingLog()
+    start = time.perf_counter()
+    units = list(units)
+    for unit in tqdm(units, desc="index builds", unit="index", disable=not progress or not units):
+        collection = data.collection(unit.subset, unit.language, unit.role)
+        if not len(collection):  # a language that lost every document: nothing to index
+            continue
+        args = (index_dir, unit.subset, unit.language, collection.ids, collection.texts)
+        if ranker.is_indexed(*args):
+            record.reused.append(unit)
+            continue
+        ranker.index(*args)
+        record.encoded.append(unit)
+    record.seconds = time.perf_counter() - start
+    if record.reused:
+        log.info("reused %d cached indexes, built %d", len(record.reused), len(record.encoded))
+    return record
+
+
 def cell_evaluators(plan: EvaluationPlan, data: BenchmarkData) -> dict[CellKey, QrelsEvaluator]:
     """One evaluator per (subset, cell), its judgments bound once and shared by every model."""
     return {key: QrelsEvaluator(qrels, plan.metrics) for key, qrels in data.cell_qrels.items()}
@@ -141,12 +170,7 @@ def cell_evaluators(plan: EvaluationPlan, data: BenchmarkData) -> dict[CellKey, 
 def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[WorkUnit, str], data: BenchmarkData,
                        evaluators: Mapping[CellKey, QrelsEvaluator], store: EmbeddingStore,
                        runs_dir: Path | None) -> tuple[list[tuple], dict[CellKey, int]]:
-    """Phase 2 for one model: MaxSim top-k and metrics for every subset and cell."""
-    rows: list[tuple] = []
-    excluded: dict[CellKey, int] = {}
-    cells_by_doc: dict[str, list[Cell]] = {}
-    for cell in plan.cells:
-        cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
+    """Phase 2 for one encoder: MaxSim top-k and metrics for every subset and cell."""
 
     def load(subset: str, language: str, role: Role) -> RaggedEmbeddings | None:
         if not len(data.collection(subset, language, role)):
@@ -158,23 +182,67 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[Work
                                "corrupt; run again to re-encode it")
         return embeddings
 
-    total = len(plan.subsets) * len(plan.cells)
-    bar = tqdm(total=total, desc=f"MaxSim + metrics {spec.name}", disable=not plan.progress)
-    for subset in plan.subsets:
+    def searcher(subset: str, doc_lang: str) -> CellSearch:
         # Query sets are small: read (and verify) each once per subset, not once per cell.
-        query_sets = {lang: load(subset, lang, "query") for lang in plan.query_langs}
+        if subset not in query_sets:
+            query_sets.clear()
+            query_sets[subset] = {lang: load(subset, lang, "query") for lang in plan.query_langs}
+        queries_by_lang, documents = query_sets[subset], load(subset, doc_lang, "document")
+
+        def search(query_lang: str) -> Run:
+            queries = queries_by_lang[query_lang]
+            return ({} if queries is None or documents is None else
+                    maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens,
+                                padding=plan.padding))
+        return search
+
+    query_sets: dict[str, dict[str, RaggedEmbeddings | None]] = {}
+    return score_cells(plan, spec, data, evaluators, searcher, runs_dir, desc=f"MaxSim + metrics {spec.name}")
+
+
+def rank_and_score(plan: EvaluationPlan, spec: ModelSpec, ranker: Ranker, data: BenchmarkData,
+                   evaluators: Mapping[CellKey, QrelsEvaluator], index_dir: Path,
+                   runs_dir: Path | None) -> tuple[list[tuple], dict[CellKey, int]]:
+    """Phase 2 for one ranker: each (subset, document language) index loaded once and searched
+    with every query language's queries; metrics as for encoders."""
+
+    def searcher(subset: str, doc_lang: str) -> CellSearch:
+        corpus = data.collection(subset, doc_lang, "document")
+        index: SearchIndex | None = (ranker.index(index_dir, subset, doc_lang, corpus.ids, corpus.texts)
+                                     if len(corpus) else None)  # a language that lost every document
+
+        def search(query_lang: str) -> Run:
+            queries = data.collection(subset, query_lang, "query")
+            if index is None or not len(queries):
+                return {}
+            return index.search(list(queries.ids), list(queries.texts), plan.k)
+        return search
+
+    return score_cells(plan, spec, data, evaluators, searcher, runs_dir, desc=f"{spec.name} search + metrics")
+
+
+def score_cells(plan: EvaluationPlan, spec: ModelSpec, data: BenchmarkData,
+                evaluators: Mapping[CellKey, QrelsEvaluator], searcher: Callable[[str, str], CellSearch],
+                runs_dir: Path | None, desc: str) -> tuple[list[tuple], dict[CellKey, int]]:
+    """Every subset and cell of one model: ``searcher(subset, doc_lang)`` prepares a corpus once
+    (one document language at a time, so memory stays bounded), its result ranks each query
+    language; the runs are written and scored the same way for every kind of retriever."""
+    rows: list[tuple] = []
+    excluded: dict[CellKey, int] = {}
+    cells_by_doc: dict[str, list[Cell]] = {}
+    for cell in plan.cells:
+        cells_by_doc.setdefault(cell.doc_lang, []).append(cell)
+    bar = tqdm(total=len(plan.subsets) * len(plan.cells), desc=desc, disable=not plan.progress)
+    for subset in plan.subsets:
         for doc_lang, cells in cells_by_doc.items():
-            documents = load(subset, doc_lang, "document")
+            search = searcher(subset, doc_lang)
             for cell in cells:
                 key = (subset, cell.doc_lang, cell.query_lang)
                 qrels = data.cell_qrels[key]
-                queries = query_sets[cell.query_lang]
                 if not qrels:  # no query to evaluate here (a warning said so when the data was loaded)
                     bar.update()
                     continue
-                run: Run = ({} if queries is None or documents is None else
-                            maxsim_topk(queries, documents, plan.k, device=plan.device, chunk_tokens=plan.chunk_tokens,
-                                        padding=plan.padding))
+                run: Run = search(cell.query_lang)
                 if runs_dir is not None:
                     write_trec_run(run, runs_dir / slug(spec.name) / f"{cell.doc_lang}-{cell.query_lang}" / f"{subset}.trec",
                                    tag=slug(spec.name))
@@ -184,6 +252,14 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[Work
                 bar.update()
     bar.close()
     return rows, excluded
+
+
+def _check_shape(spec: ModelSpec, retriever: object) -> None:
+    """The loaded model must be the shape its kind promises (plan.work_units planned for it)."""
+    expected = Ranker if spec.ranks_directly else Encoder
+    if not isinstance(retriever, expected):
+        raise TypeError(f"models.{spec.key} (kind {spec.kind}) loaded a {type(retriever).__name__}, which is not "
+                        f"a {expected.__name__} (nanobeir_ext/protocol.py)")
 
 
 def _restrict(run: Run, qrels: Mapping[str, Mapping[str, int]]) -> Run:
@@ -201,20 +277,27 @@ def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_d
     identities: dict[str, dict] = {}
     rows: list[tuple] = []
     excluded: dict[CellKey, int] = {}
+    index_dir = Path(plan.cache_dir) / INDEX_DIR
     for spec in plan.models:
-        encoder = encoder_factory(spec, plan)
-        identities[spec.key] = encoder.cache_identity()
-        labels.append(encoder.info)
+        retriever = encoder_factory(spec, plan)
+        identities[spec.key] = retriever.cache_identity()
+        labels.append(retriever.info)
         model_units = [u for u in units if u.model_key == spec.key]
-        keys = store_keys(model_units, identities[spec.key], data)  # phase 1 and phase 2 share them
-        part = ensure_encoded(model_units, encoder, keys, data, store, plan.progress)
+        _check_shape(spec, retriever)
+        if spec.ranks_directly:
+            part = ensure_indexed(model_units, retriever, data, index_dir, plan.progress)
+        else:
+            keys = store_keys(model_units, identities[spec.key], data)  # phase 1 and phase 2 share them
+            part = ensure_encoded(model_units, retriever, keys, data, store, plan.progress)
+            retriever = None  # free the weights before scoring
         encoding.encoded += part.encoded
         encoding.reused += part.reused
         encoding.truncated.update(part.truncated)
         encoding.seconds += part.seconds
-        del encoder  # free the weights before scoring
         if plan.shard is None:
-            model_rows, model_excluded = retrieve_and_score(plan, spec, keys, data, evaluators, store, runs_dir)
+            model_rows, model_excluded = (
+                rank_and_score(plan, spec, retriever, data, evaluators, index_dir, runs_dir) if spec.ranks_directly
+                else retrieve_and_score(plan, spec, keys, data, evaluators, store, runs_dir))
             rows += model_rows
             excluded.update(model_excluded)
     per_query = sort_long(pd.DataFrame(rows, columns=list(PER_QUERY_COLUMNS)))

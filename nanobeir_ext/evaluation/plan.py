@@ -1,15 +1,19 @@
 """What one evaluation does: the models, the benchmark cells and metrics, and the encoder passes
-(work units) they need, with the round-robin split of that work into shards."""
+or index builds (work units) they need, with the round-robin split of that work into shards.
+
+An encoder (``protocol.ENCODER_KINDS``) needs one unit per (subset, language, role); a ranker
+(``protocol.RANKER_KINDS``, BM25) needs one index per (subset, document language) and nothing
+for queries, which it analyses when it searches."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from nanobeir_ext.data import BenchmarkSource, DataRules
 from nanobeir_ext.evaluation.metrics import metric_cutoff
 from nanobeir_ext.languages import Cell
-from nanobeir_ext.protocol import PLURAL, Role
+from nanobeir_ext.protocol import DEFAULT_KIND, KINDS, PLURAL, RANKER_KINDS, Role
 from nanobeir_ext.retrieval.maxsim import PADDING_RULES
 
 
@@ -26,6 +30,28 @@ class ModelSpec:
     query_length: int | None = None
     document_length: int | None = None
     batch_tokens: int = 32768
+    kind: str = DEFAULT_KIND  # one of protocol.KINDS
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the kind's own settings
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"models.{self.key}.kind={self.kind!r}; valid choices: {list(KINDS)}")
+
+    @property
+    def ranks_directly(self) -> bool:
+        """A ranker (BM25): indexes documents, encodes nothing."""
+        return self.kind in RANKER_KINDS
+
+
+# Model config keys every kind shares (ModelSpec's fields; ``architecture`` is the latency
+# runner's); every other key of a model config is the kind's own setting (ModelSpec.options).
+SHARED_MODEL_KEYS: tuple[str, ...] = ("name", "source", "revision", "path", "fixture", "query_length",
+                                      "document_length", "batch_tokens", "kind", "architecture")
+
+
+def kind_options(model_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The kind's own settings of a model config (prompts, BM25's k1 and b, ...): the keys it does not share."""
+    return {str(k): v for k, v in model_config.items() if k not in SHARED_MODEL_KEYS}
 
 
 @dataclass(frozen=True)
@@ -68,7 +94,8 @@ class EvaluationPlan:
 
 @dataclass(frozen=True, order=True)
 class WorkUnit:
-    """One encoder pass: a model encodes one role of one subset in one language."""
+    """One encoder pass (a model encodes one role of one subset in one language), or for a ranker
+    one index build (role ``document``)."""
 
     model_key: str
     subset: str
@@ -93,12 +120,14 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def work_units(plan: EvaluationPlan) -> list[WorkUnit]:
-    """Every encoder pass the plan needs, in a fixed order: documents of each doc language, queries of each query language."""
+    """Every encoder pass or index build the plan needs, in a fixed order: documents of each doc
+    language, then (encoders only) queries of each query language."""
     units = []
     for spec in plan.models:
         for subset in plan.subsets:
             units += [WorkUnit(spec.key, subset, lang, "document") for lang in plan.doc_langs]
-            units += [WorkUnit(spec.key, subset, lang, "query") for lang in plan.query_langs]
+            if not spec.ranks_directly:
+                units += [WorkUnit(spec.key, subset, lang, "query") for lang in plan.query_langs]
     return units
 
 

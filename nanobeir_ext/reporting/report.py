@@ -2,7 +2,9 @@
 
 Everything renders from the long results table. Each matrix (model, subset) and each delta
 against the baseline model is built once (:func:`report_tables`), and both the markdown and
-the figures render from those.
+the figures render from those. With two or more models the report opens with the leaderboard
+(``reporting/leaderboard.py``: ranking, ranx-style significance marks from the per-query
+scores, one figure); the per-model matrices follow.
 """
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import pandas as pd
 
 from nanobeir_ext.atomic import write_text
 from nanobeir_ext.evaluation.metrics import PRIMARY_METRIC
+from nanobeir_ext.evaluation.significance import SignificanceSettings
 from nanobeir_ext.evaluation.results import (MEAN_SUBSET, delta_matrix, matrix, models_of, subsets_of, summarize,
                                              with_averages)
 from nanobeir_ext.protocol import ModelLabel, slug
 from nanobeir_ext.reporting import figures
+from nanobeir_ext.reporting.leaderboard import draw_leaderboard, leaderboard_section, leaderboard_table
 from nanobeir_ext.reporting.tables import format_fixed, format_number, format_percent, format_signed, markdown_table
 
 
@@ -32,6 +36,17 @@ class ReportContext:
     data_counts: pd.DataFrame | None = None  # what the data rules did per (subset, cell) (pipeline.data_counts)
     expected_subsets: tuple[str, ...] = ()  # what the averages should cover; () = whatever any model has
     expected_cells: tuple[tuple[str, str], ...] = ()  # (doc_lang, query_lang)
+    per_query: pd.DataFrame | None = None  # per-query scores: the leaderboard's significance tests
+    significance: SignificanceSettings = field(default_factory=SignificanceSettings)
+
+
+LEADERBOARD_FIGURE = "leaderboard:"  # figure_paths key prefix, followed by the benchmark
+
+
+def has_leaderboard(results: pd.DataFrame) -> bool:
+    """A leaderboard ranks two or more models."""
+    return len(models_of(results)) >= 2 and bool(((results["subset"] == MEAN_SUBSET)
+                                                  & (results["metric"] == PRIMARY_METRIC)).any())
 
 
 @dataclass(frozen=True)
@@ -163,12 +178,16 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
                  f"Primary metric: {metric} (pytrec_eval), mean over subsets; "
                  "rows = document language, columns = query language, as on the LFM2-ColBERT-350M model card.")
     lines.append("")
-    random_models = [m.name for m in context.models if m.weights != "real"]
+    random_models = [m.name for m in context.models if m.weights not in ("real", "lexical")]  # BM25: no weights
     if random_models:
         lines += [f"> **Random-init weights** ({', '.join(random_models)}): these numbers exercise the pipeline "
                   "and say nothing about the real models.", ""]
     lines += ["## Models", ""]
     lines += [f"- **{m.name}**: {m.describe()}" for m in context.models] + [""]
+    if has_leaderboard(results):
+        boards = {key[len(LEADERBOARD_FIGURE):]: path for key, path in (figure_paths or {}).items()
+                  if key.startswith(LEADERBOARD_FIGURE)}
+        lines += [leaderboard_section(results, context.per_query, context.significance, boards)]
     for model in models_of(results):
         if (model, MEAN_SUBSET) not in tables.matrices:
             continue
@@ -216,7 +235,8 @@ def render_report(results: pd.DataFrame, context: ReportContext, figure_paths: d
 
 def draw_figures(results: pd.DataFrame, context: ReportContext, figures_dir: Path, *,
                  tables: ReportTables | None = None) -> dict[str, Path]:
-    """One heatmap per model and one per delta against the baseline; returns paths by key."""
+    """One heatmap per model, one per delta against the baseline and, with two or more models, one
+    leaderboard figure per benchmark; returns paths by key."""
     metric = PRIMARY_METRIC
     tables = tables or report_tables(results, context.baseline_model)
     labels = {m.name: m for m in context.models}
@@ -228,6 +248,10 @@ def draw_figures(results: pd.DataFrame, context: ReportContext, figures_dir: Pat
         subtitle = f"{context.benchmark}, {label.weights} weights, {label.dtype} on {label.device}" if label else context.benchmark
         paths[model] = figures.heatmap(tables.matrices[(model, MEAN_SUBSET)], figures_dir / f"heatmap_{slug(model)}.png",
                                        title=f"{model}: {metric}", subtitle=subtitle)
+    if has_leaderboard(results):
+        for benchmark in leaderboard_table(results):
+            paths[f"{LEADERBOARD_FIGURE}{benchmark}"] = draw_leaderboard(
+                results, figures_dir / f"leaderboard_{slug(benchmark)}.png", benchmark=benchmark)
     baseline = context.baseline_model
     for model, delta in tables.deltas.items():
         paths[f"delta:{model}"] = figures.heatmap(

@@ -18,6 +18,11 @@ pytestmark = pytest.mark.slow
 
 SLICE = ["experiment=smoke", "benchmark.subsets=[NanoSciFact,NanoNFCorpus]", "benchmark.languages=[en,de,ja]",
          "runtime.progress=false"]
+# Work units of the slice: 3 encoders (two ColBERT, one dense) x 2 subsets x 3 languages x 2 roles
+# in the embedding store, and BM25's 2 x 3 indexes (documents only) in the index cache.
+STORED = 3 * 2 * 3 * 2
+INDEXES = 2 * 3
+UNITS = STORED + INDEXES
 
 
 def cli(*args: str, cwd: Path = REPO_DIR) -> list[str]:
@@ -40,6 +45,10 @@ def store_entries(cache: Path) -> list[Path]:
     return sorted((cache / "store").rglob("*.safetensors"))
 
 
+def index_manifests(cache: Path) -> list[Path]:
+    return sorted((cache / "indexes").rglob("manifest.json"))
+
+
 def test_killed_run_resumes_with_identical_results(reference_run, tmp_path, shared_cache):
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -54,9 +63,9 @@ def test_killed_run_resumes_with_identical_results(reference_run, tmp_path, shar
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     finished = len(store_entries(cache))
-    assert 1 <= finished < 24  # some, not all, of the 24 encoder passes were done
+    assert 1 <= finished < STORED  # some, not all, of the encoder passes were done
     resumed = evaluate.run(compose("evaluate", SLICE + [f"runtime.cache_dir={cache}"]), out_dir=tmp_path / "run")
-    assert resumed["reused"] == finished and resumed["encoded"] + resumed["reused"] == 24
+    assert resumed["reused"] == finished and resumed["encoded"] + resumed["reused"] == UNITS
     assert (tmp_path / "run" / "results.csv").read_bytes() == (reference_run / "results.csv").read_bytes()
 
 
@@ -72,7 +81,8 @@ def test_two_processes_share_one_store(reference_run, tmp_path, shared_cache):
         assert p.returncode == 0, err.decode()[-3000:]
     for i in range(2):
         assert (tmp_path / f"run{i}" / "results.csv").read_bytes() == (reference_run / "results.csv").read_bytes()
-    assert len(store_entries(cache)) == 24
+    assert len(store_entries(cache)) == STORED
+    assert len(index_manifests(cache)) == INDEXES
 
 
 def test_sharded_encoding_then_final_job_encodes_nothing(reference_run, tmp_path, shared_cache):
@@ -81,10 +91,12 @@ def test_sharded_encoding_then_final_job_encodes_nothing(reference_run, tmp_path
     os.symlink(shared_cache / "fixture-models", cache / "fixture-models")
     base = SLICE + [f"runtime.cache_dir={cache}"]
     shards = [evaluate.run(compose("evaluate", base + [f"shard={i}/2"]), out_dir=tmp_path / f"shard{i}") for i in range(2)]
-    assert [s["encoded"] for s in shards] == [12, 12] and not any(s["complete"] for s in shards)
+    # Round-robin over the units in model order: each shard encodes or indexes half (BM25's too).
+    assert [s["encoded"] for s in shards] == [UNITS // 2, UNITS // 2] and not any(s["complete"] for s in shards)
+    assert len(index_manifests(cache)) == INDEXES
     assert not (tmp_path / "shard0" / "results.csv").exists()
     final = evaluate.run(compose("evaluate", base), out_dir=tmp_path / "final")
-    assert final["encoded"] == 0 and final["reused"] == 24
+    assert final["encoded"] == 0 and final["reused"] == UNITS
     assert (tmp_path / "final" / "results.csv").read_bytes() == (reference_run / "results.csv").read_bytes()
 
 

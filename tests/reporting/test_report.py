@@ -72,7 +72,8 @@ def test_write_report_links_figures_relative_to_the_report(tmp_path: Path) -> No
     md = (tmp_path / "report.md").read_text()
     assert "![model-a heatmap](figures/heatmap_model-a.png)" in md
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
-        "delta_model-b_vs_model-a.png", "heatmap_model-a.png", "heatmap_model-b.png"]
+        "delta_model-b_vs_model-a.png", "heatmap_model-a.png", "heatmap_model-b.png", "leaderboard_fixture.png"]
+    assert "## Leaderboard: fixture (ndcg@10)" in md and "![leaderboard](figures/leaderboard_fixture.png)" in md
 
 
 def test_a_failed_figure_save_leaves_no_file_behind(tmp_path: Path) -> None:
