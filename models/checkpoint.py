@@ -5,6 +5,10 @@ folder (normally the root) and the ``k_Dense`` folders in order;
 ``config_sentence_transformers.json`` holds the ColBERT settings;
 ``sentence_bert_config.json`` holds ``do_lower_case``. Missing settings take PyLate
 1.6.0's defaults.
+
+A checkpoint whose ``config.json`` (or ``tokenizer_config.json``) has an ``auto_map`` ships its own
+modeling code: it loads only when the model config opts in (``trust_remote_code``), and the code
+files are then fetched, hashed and named (:func:`remote_code_record`).
 """
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ DENSE_TYPES = ("pylate.models.Dense.Dense", "pylate.models.Dense", "sentence_tra
 
 # Files fetched from the hub: weights, configs and tokenizer files, not ONNX/OpenVINO exports.
 HUB_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken")
+# Python files are fetched only for a model that opts in to running its own modeling code.
+REMOTE_CODE_PATTERNS = ("*.py",)
+# The config files whose ``auto_map`` can point transformers' Auto classes at code in the checkpoint.
+AUTO_MAP_FILES = ("config.json", "tokenizer_config.json")
 HUB_FALLBACK_PATTERNS = ("pytorch_model*.bin", "*/pytorch_model.bin")
 ROOT_WEIGHT_PATTERNS = ("model*.safetensors", "pytorch_model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model", "spiece.model")
@@ -107,6 +115,16 @@ class ModelUnavailableError(HubFetchError):
     ``error.with_keys("models.<key>")`` names the configured model's keys instead."""
 
 
+class RemoteCodeRefusedError(ModelUnavailableError):
+    """A checkpoint ships modeling code (an ``auto_map``) and its model config does not opt in to
+    running it. Raised before any weights are read into a model, let alone any text encoded."""
+
+    def render(self) -> str:
+        keys = self.repo.keys
+        return f"{self.problem}. To fix: " + "; ".join(fix.format(keys=keys, source=f"{keys}.{self.repo.source_key}", download="",
+                                                                   local=self.repo.local_copy) for fix in self.fixes)
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -169,11 +187,13 @@ def root_weight_files(folder: Path) -> list[Path]:
 
 
 def resolve_source(
-    source: str, *, revision: str | None = None, local_files_only: bool | None = None, cache_dir: str | Path | None = None
+    source: str, *, revision: str | None = None, local_files_only: bool | None = None, cache_dir: str | Path | None = None,
+    trust_remote_code: bool = False,
 ) -> ResolvedSource:
     """A local folder as is, or a hub repo id downloaded (or found in the HF cache) at ``revision``
     through ``nanobeir_ext.data.hub.fetch_snapshot``: one commit, bounded waits, errors that name the
-    repo, the revision and the settings to change (:class:`ModelUnavailableError`)."""
+    repo, the revision and the settings to change (:class:`ModelUnavailableError`). ``*.py`` files
+    are fetched only with ``trust_remote_code`` (a checkpoint's own modeling code)."""
     path = Path(source).expanduser()
     if path.is_dir():
         if revision not in (None, ""):
@@ -183,10 +203,11 @@ def resolve_source(
         raise FileNotFoundError(f"checkpoint folder {source!r} does not exist (a hub id looks like 'org/name')")
     repo = HubRepo(repo_id=source, repo_type="model", revision=revision_text(revision) or DEFAULT_REVISION)
     options: dict[str, Any] = {"local_files_only": bool(local_files_only), "cache_dir": cache_dir}
+    patterns = HUB_PATTERNS + (REMOTE_CODE_PATTERNS if trust_remote_code else ())
     try:
-        snapshot = fetch_snapshot(repo, HUB_PATTERNS, **options)
+        snapshot = fetch_snapshot(repo, patterns, **options)
         if not root_weight_files(snapshot.folder):  # an older checkpoint without safetensors
-            snapshot = fetch_snapshot(repo, HUB_PATTERNS + HUB_FALLBACK_PATTERNS, **options)
+            snapshot = fetch_snapshot(repo, patterns + HUB_FALLBACK_PATTERNS, **options)
     except HubFetchError as error:
         raise ModelUnavailableError(error.repo, error.problem, error.fixes) from error
     if not root_weight_files(snapshot.folder):
@@ -195,9 +216,80 @@ def resolve_source(
     return ResolvedSource(folder=snapshot.folder, source=source, revision=snapshot.commit)
 
 
+def auto_map_references(folder: Path) -> dict[str, str]:
+    """``{"config.json:AutoModel": "modeling_x.ModelClass", ...}``: every class reference in the
+    ``auto_map`` of the folder's config files (empty when the checkpoint ships no code)."""
+    references: dict[str, str] = {}
+    for name in AUTO_MAP_FILES:
+        path = Path(folder) / name
+        auto_map = _read_json(path).get("auto_map") if path.is_file() else None
+        for auto_class, value in sorted((auto_map or {}).items()):
+            # tokenizer_config.json maps AutoTokenizer to [slow, fast]; either may be null.
+            for index, reference in enumerate(value if isinstance(value, (list, tuple)) else [value]):
+                if reference:
+                    suffix = f"[{index}]" if isinstance(value, (list, tuple)) else ""
+                    references[f"{name}:{auto_class}{suffix}"] = str(reference)
+    return references
+
+
+def remote_code_files(folder: Path) -> list[Path]:
+    """The Python files transformers would run for the folder's ``auto_map``: each referenced module
+    and (recursively) its relative imports. A reference into another repo (``org/repo--module.Class``)
+    is refused: its code would not be the checkpoint's, nor covered by its commit or hash."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    folder = Path(folder)
+    files: set[Path] = set()
+    for where, reference in auto_map_references(folder).items():
+        if "--" in reference:
+            raise CheckpointError(f"{folder / where.split(':')[0]}: auto_map {where.split(':')[1]} -> {reference!r} loads code "
+                                  "from another repo; only code shipped in the checkpoint itself is supported")
+        module = reference.rsplit(".", 1)[0]
+        path = folder / f"{module.replace('.', '/')}.py"
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing: auto_map {where.split(':')[1]} -> {reference!r} needs it "
+                                  "(a hub download fetches *.py only with trust_remote_code)")
+        files.update({path, *(Path(extra) for extra in get_relative_import_files(path))})
+    return sorted(files)
+
+
+def remote_code_record(folder: Path) -> dict[str, Any]:
+    """What identifies the code a checkpoint runs: the auto_map references, sha256 of each code file
+    and one hash over them all (part of the encoder's cache identity and of environment.json)."""
+    folder = Path(folder)
+    files = remote_code_files(folder)
+    return {
+        "auto_map": auto_map_references(folder),
+        "files": {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in files},
+        "hash": content_hash(folder, files),
+    }
+
+
+def require_remote_code_opt_in(folder: Path, *, trust_remote_code: bool, source: str, revision: str | None) -> dict[str, Any] | None:
+    """None for a checkpoint without an ``auto_map``; else, with ``trust_remote_code``, its
+    :func:`remote_code_record`; without it, :class:`RemoteCodeRefusedError` naming the repo (at its
+    commit) or the folder and the key that opts in."""
+    references = auto_map_references(folder)
+    if not references:
+        return None
+    if not trust_remote_code:
+        where = f"{source} at commit {revision}" if revision else f"checkpoint folder {folder}"
+        mapped = ", ".join(f"{key.split(':')[1]} -> {value}" for key, value in references.items())
+        repo = HubRepo(repo_id=source, repo_type="model", revision=revision or DEFAULT_REVISION)
+        raise RemoteCodeRefusedError(
+            repo, f"cannot load {where} without running its own modeling code (auto_map: {mapped}); without it "
+                  "transformers would build another class, or none, from these weights",
+            ["read the code shipped in the checkpoint, then opt in with {keys}.trust_remote_code=true (its files' "
+             "hash becomes part of the cache identity and environment.json)"])
+    return remote_code_record(folder)
+
+
 def checkpoint_files(layout: CheckpointLayout) -> list[Path]:
-    """Every file whose bytes change the vectors: weights, model and tokenizer configs, ColBERT configs."""
+    """Every file whose bytes change the vectors: weights, model and tokenizer configs, ColBERT
+    configs, and the modeling code a checkpoint ships (its ``auto_map``)."""
     files = set(root_weight_files(layout.transformer_dir))
+    if auto_map_references(layout.transformer_dir):
+        files.update(remote_code_files(layout.transformer_dir))
     for name in ("config.json", TRANSFORMER_CONFIG_FILE, *TOKENIZER_FILES):
         if (layout.transformer_dir / name).is_file():
             files.add(layout.transformer_dir / name)

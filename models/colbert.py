@@ -25,7 +25,7 @@ import inspect
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from models.checkpoint import (
     checkpoint_files,
     content_hash,
     read_checkpoint_layout,
+    require_remote_code_opt_in,
     resolve_source,
     settings_from_layout,
 )
@@ -163,6 +164,7 @@ class ColBERTEncoder:
         batch_tokens: int | None = None,
         max_batch_size: int = 256,
         padding_side: str | None = None,
+        remote_code: Mapping[str, Any] | None = None,
     ) -> None:
         batch_tokens = DEFAULT_BATCH_TOKENS if batch_tokens is None else batch_tokens
         if batch_tokens < 1 or max_batch_size < 1:
@@ -176,6 +178,8 @@ class ColBERTEncoder:
         self.info = info
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size
+        # The checkpoint's own modeling code that built the backbone (models.checkpoint.remote_code_record).
+        self.remote_code = dict(remote_code) if remote_code else None
         self.device = next(self.backbone.parameters()).device
         self.expansion_id = self._expansion_token_id(tokenizer)
         self.prefix_ids = {"query": self._prefix_id(settings.query_prefix), "document": self._prefix_id(settings.document_prefix)}
@@ -395,6 +399,8 @@ class ColBERTEncoder:
             "settings": self.settings.to_dict(),
             "dense": dense,
             "batching": self.batching_identity(),
+            # Code shipped in the checkpoint: a hub commit pins it, but a local folder's code can change.
+            **({"remote_code": self.remote_code["hash"]} if self.remote_code else {}),
         }
 
 
@@ -403,6 +409,7 @@ def _default_name(source: str) -> str:
 
 
 def _load_backbone(folder: Path, dtype: torch.dtype, attn_implementation: str | None, model_args: dict, config_args: dict) -> torch.nn.Module:
+    """``model_args`` and ``config_args`` carry ``trust_remote_code`` (set only after the opt-in check)."""
     config = AutoConfig.from_pretrained(folder, **config_args)
     if attn_implementation is not None:
         return AutoModel.from_pretrained(folder, config=config, dtype=dtype, attn_implementation=attn_implementation, **model_args)
@@ -426,6 +433,7 @@ def load_colbert(
     padding_side: str | None = None,
     local_files_only: bool | None = None,
     attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
 ) -> ColBERTEncoder:
     """Load a PyLate-format checkpoint from a local folder or a hub repo id (at ``revision``).
 
@@ -434,15 +442,32 @@ def load_colbert(
     ``batch_tokens=None`` is :data:`DEFAULT_BATCH_TOKENS`; ``padding_side=None`` pads on the
     tokenizer's side (PyLate's default), ``"right"`` gives batch-invariant vectors. A fixture checkpoint (its marker
     file) is labelled weights "random-init", source ``fixture:<architecture>``.
+
+    A checkpoint that ships its own modeling code (an ``auto_map``) loads only with
+    ``trust_remote_code=True``; otherwise :class:`models.checkpoint.RemoteCodeRefusedError` is
+    raised before any model is built. With it, the code's hash joins the cache identity and the
+    label's settings (environment.json), and the log says which files were run.
     """
-    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only)
+    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only, trust_remote_code=trust_remote_code)
     layout = read_checkpoint_layout(resolved.folder)
+    remote_code = require_remote_code_opt_in(layout.transformer_dir, trust_remote_code=trust_remote_code,
+                                             source=resolved.source, revision=resolved.revision)
     settings = settings_from_layout(layout).with_overrides(query_length=query_length, document_length=document_length)
     torch_dtype = resolve_dtype(dtype, device)
-    # sentence-transformers passes these from sentence_bert_config.json; the loader owns dtype.
-    model_args = {k: v for k, v in dict(layout.transformer_config.get("model_args") or {}).items() if k not in ("torch_dtype", "dtype")}
-    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, **dict(layout.transformer_config.get("tokenizer_args") or {}))
-    backbone = _load_backbone(layout.transformer_dir, torch_dtype, attn_implementation, model_args, dict(layout.transformer_config.get("config_args") or {}))
+    # sentence-transformers passes these from sentence_bert_config.json; the loader owns dtype and
+    # whether code runs (a checkpoint's own model_args cannot opt itself in).
+    trust = {"trust_remote_code": True} if remote_code else {}
+    model_args = {k: v for k, v in dict(layout.transformer_config.get("model_args") or {}).items()
+                  if k not in ("torch_dtype", "dtype", "trust_remote_code")} | trust
+    config_args = {k: v for k, v in dict(layout.transformer_config.get("config_args") or {}).items() if k != "trust_remote_code"} | trust
+    tokenizer_args = {k: v for k, v in dict(layout.transformer_config.get("tokenizer_args") or {}).items() if k != "trust_remote_code"} | trust
+    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, **tokenizer_args)
+    backbone = _load_backbone(layout.transformer_dir, torch_dtype, attn_implementation, model_args, config_args)
+    if remote_code:
+        log.warning("%s: executed the checkpoint's own modeling code (trust_remote_code=true): %s built from %s (%s); "
+                    "code hash %s", name or _default_name(resolved.source), type(backbone).__name__,
+                    ", ".join(f"{f} sha256 {h[:12]}" for f, h in remote_code["files"].items()),
+                    ", ".join(f"{k.split(':')[1]} -> {v}" for k, v in remote_code["auto_map"].items()), remote_code["hash"][:16])
     backbone = backbone.to(device=device, dtype=torch_dtype)
     dense = load_dense_stack(layout.dense_dirs).to(device=device, dtype=torch_dtype)
     info = ModelLabel(
@@ -454,6 +479,7 @@ def load_colbert(
         dtype=dtype_name(torch_dtype),
         device=str(device),
         parameters=sum(p.numel() for p in backbone.parameters()) + sum(p.numel() for p in dense.parameters()),
-        settings=settings.to_dict(),
+        settings={**settings.to_dict(), **({"remote_code": remote_code} if remote_code else {})},
     )
-    return ColBERTEncoder(backbone, tokenizer, dense, settings, info, batch_tokens=batch_tokens, padding_side=padding_side)
+    return ColBERTEncoder(backbone, tokenizer, dense, settings, info, batch_tokens=batch_tokens, padding_side=padding_side,
+                          remote_code=remote_code)

@@ -1,5 +1,9 @@
 """Tiny random-init ColBERT checkpoints (LFM2 and ModernBERT) for offline runs and tests.
 
+A third variant, ``lfm2_remote``, carries its own modeling code (``modeling_tiny_bidirectional.py``
+from ``models/fixture_code``, a bidirectional LFM2-style encoder, with the ``auto_map`` that points
+transformers at it), like LFM2.5-ColBERT-350M: it loads only with ``trust_remote_code``.
+
 Two steps, kept apart so the PyLate parity suite can take the first and let PyLate do
 the second:
 
@@ -31,13 +35,19 @@ from safetensors.torch import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 
-from models.checkpoint import COLBERT_CONFIG_FILE, MODULES_FILE, RANDOM_INIT_MARKER, TRANSFORMER_CONFIG_FILE, content_hash
+from models.checkpoint import (COLBERT_CONFIG_FILE, MODULES_FILE, RANDOM_INIT_MARKER, TRANSFORMER_CONFIG_FILE, content_hash,
+                               remote_code_files)
 from models.projection import IDENTITY
 from nanobeir_ext.atomic import file_mode
 
 log = logging.getLogger(__name__)
 
 FIXTURE_ARCHITECTURES: tuple[str, ...] = ("lfm2", "modernbert")
+# Fixtures that ship their own modeling code (loaded with trust_remote_code only); not in smoke.
+REMOTE_CODE_FIXTURES: tuple[str, ...] = ("lfm2_remote",)
+REMOTE_MODELING_FILE = Path(__file__).parent / "fixture_code" / "modeling_tiny_bidirectional.py"
+REMOTE_AUTO_MAP = {"AutoConfig": "modeling_tiny_bidirectional.TinyBidirectionalConfig",
+                   "AutoModel": "modeling_tiny_bidirectional.TinyBidirectionalModel"}
 # Bump whenever a change here changes the bytes of a built checkpoint.
 BUILDER_VERSION = 1
 VOCAB_SIZE = 2000
@@ -51,12 +61,28 @@ SPECIAL_TOKENS = {
     "modernbert": ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"),  # [MASK] pads query expansion
 }
 # The lengths of the real checkpoints of each architecture (LFM2-ColBERT-350M, GTE-ModernColBERT-v1).
-FIXTURE_LENGTHS = {"lfm2": (32, 512), "modernbert": (32, 300)}
+FIXTURE_LENGTHS = {"lfm2": (32, 512), "modernbert": (32, 300), "lfm2_remote": (32, 512)}
+# The tokenizer each fixture trains (the remote-code LFM2 takes LFM2's: BOS only, EOS pads expansion).
+TOKENIZER_STYLE = {"lfm2": "lfm2", "modernbert": "modernbert", "lfm2_remote": "lfm2"}
 
 
 def _check_arch(arch: str) -> None:
-    if arch not in FIXTURE_ARCHITECTURES:
-        raise ValueError(f"unknown fixture architecture {arch!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}")
+    if arch not in FIXTURE_ARCHITECTURES + REMOTE_CODE_FIXTURES:
+        raise ValueError(f"unknown fixture architecture {arch!r}; valid choices: {list(FIXTURE_ARCHITECTURES + REMOTE_CODE_FIXTURES)}")
+
+
+def _remote_modeling_module() -> Any:
+    """The fixture's modeling file imported under a private name (to build the model it describes)."""
+    import importlib.util
+    import sys
+
+    name = "nanobeir_fixture_modeling_tiny_bidirectional"
+    if name not in sys.modules:  # transformers looks a model class's module up there
+        spec = importlib.util.spec_from_file_location(name, REMOTE_MODELING_FILE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
 
 
 def train_tokenizer(arch: str, texts: Sequence[str], vocab_size: int = VOCAB_SIZE) -> PreTrainedTokenizerFast:
@@ -67,6 +93,7 @@ def train_tokenizer(arch: str, texts: Sequence[str], vocab_size: int = VOCAB_SIZ
     resolves the way it does for the real tokenizers.
     """
     _check_arch(arch)
+    arch = TOKENIZER_STYLE[arch]
     specials = SPECIAL_TOKENS[arch]
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]" if arch == "modernbert" else None))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -102,6 +129,15 @@ def backbone_config(arch: str, tokenizer: PreTrainedTokenizerFast) -> transforme
     convolutions and attention; ModernBERT mixes global and (small) local attention."""
     _check_arch(arch)
     vocab = len(tokenizer)
+    if arch == "lfm2_remote":
+        config = _remote_modeling_module().TinyBidirectionalConfig(
+            vocab_size=vocab, hidden_size=HIDDEN_SIZE, intermediate_size=2 * HIDDEN_SIZE, num_attention_heads=4,
+            layer_types=["conv", "attention", "conv", "attention"], max_position_embeddings=MAX_POSITIONS,
+            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+        config.auto_map = dict(REMOTE_AUTO_MAP)
+        config.architectures = ["TinyBidirectionalModel"]
+        return config
     if arch == "lfm2":
         return transformers.Lfm2Config(
             vocab_size=vocab, hidden_size=HIDDEN_SIZE, intermediate_size=2 * HIDDEN_SIZE, block_auto_adjust_ff_dim=False,
@@ -135,7 +171,8 @@ def _random_init(model: torch.nn.Module, seed: int, std: float = 0.1) -> None:
 
 def build_backbone_folder(arch: str, out_dir: Path, texts: Sequence[str], seed: int = 0) -> Path:
     """Write a tiny random-init ``Lfm2Model`` / ``ModernBertModel`` folder (config.json,
-    float32 model.safetensors, tokenizer files) trained on ``texts``; returns ``out_dir``."""
+    float32 model.safetensors, tokenizer files) trained on ``texts``; returns ``out_dir``.
+    ``lfm2_remote`` writes the fixture's modeling file next to them, named by the config's ``auto_map``."""
     _check_arch(arch)
     if not texts:
         raise ValueError("build_backbone_folder needs texts to train the tokenizer on, got none")
@@ -143,11 +180,16 @@ def build_backbone_folder(arch: str, out_dir: Path, texts: Sequence[str], seed: 
     tokenizer = train_tokenizer(arch, texts)
     config = backbone_config(arch, tokenizer)
     with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG; leave it untouched
-        model = AutoModel.from_config(config, dtype=torch.float32)
+        if arch in REMOTE_CODE_FIXTURES:
+            model = _remote_modeling_module().TinyBidirectionalModel(config).to(torch.float32)
+        else:
+            model = AutoModel.from_config(config, dtype=torch.float32)
     _random_init(model, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if arch in REMOTE_CODE_FIXTURES:
+        shutil.copyfile(REMOTE_MODELING_FILE, out_dir / REMOTE_MODELING_FILE.name)
     return out_dir
 
 
@@ -169,6 +211,7 @@ def write_colbert_checkpoint(
     skiplist_words: Sequence[str] = tuple(string.punctuation),
     do_lower_case: bool = False,
     seed: int = 0,
+    trust_remote_code: bool = False,
 ) -> Path:
     """Write the PyLate on-disk format for ``backbone_dir`` into ``out_dir``.
 
@@ -176,12 +219,13 @@ def write_colbert_checkpoint(
     the pad token to the expansion token as PyLate does, and writes ``modules.json``,
     ``k_Dense/{config.json, model.safetensors}`` (``dense_layers`` = (in, out, bias) per
     layer; default one ``hidden -> 32`` layer without bias),
-    ``config_sentence_transformers.json`` and ``sentence_bert_config.json``.
+    ``config_sentence_transformers.json`` and ``sentence_bert_config.json``. A backbone with its own
+    modeling code (``trust_remote_code``) keeps it: the code files are copied as they are.
     """
     backbone_dir, out_dir = Path(backbone_dir), Path(out_dir)
     generator = torch.Generator().manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(backbone_dir)
-    model = AutoModel.from_pretrained(backbone_dir, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir, trust_remote_code=trust_remote_code)
+    model = AutoModel.from_pretrained(backbone_dir, dtype=torch.float32, trust_remote_code=trust_remote_code)
     hidden = model.config.hidden_size
     layers = list(dense_layers) if dense_layers is not None else [(hidden, EMBEDDING_SIZE, False)]
     if not layers or layers[0][0] != hidden:
@@ -202,6 +246,9 @@ def write_colbert_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if trust_remote_code:
+        for path in remote_code_files(backbone_dir):
+            shutil.copyfile(path, out_dir / path.relative_to(backbone_dir))
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
     for index, (in_features, out_features, bias) in enumerate(layers, start=1):
         folder = out_dir / f"{index}_Dense"
@@ -236,10 +283,11 @@ def write_colbert_checkpoint(
 
 def fixture_key(arch: str, texts: Sequence[str]) -> str:
     """Content address of a fixture checkpoint: builder version, library versions, arch, texts."""
-    payload = json.dumps(
-        {"builder": BUILDER_VERSION, "arch": arch, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__, "texts": list(texts)},
-        ensure_ascii=False, sort_keys=True,
-    )
+    fields: dict[str, Any] = {"builder": BUILDER_VERSION, "arch": arch, "transformers": transformers.__version__,
+                              "tokenizers": tokenizers.__version__, "texts": list(texts)}
+    if arch in REMOTE_CODE_FIXTURES:  # its modeling file is part of what is built
+        fields["code"] = hashlib.sha256(REMOTE_MODELING_FILE.read_bytes()).hexdigest()
+    payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
     return f"{arch}-{hashlib.sha256(payload.encode('utf-8')).hexdigest()[:16]}"
 
 
@@ -319,7 +367,8 @@ def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], s
         backbone = build_backbone_folder(arch, staging / "backbone", texts, seed=seed)
         checkpoint = staging / "checkpoint"
         query_length, document_length = FIXTURE_LENGTHS[arch]
-        write_colbert_checkpoint(backbone, checkpoint, query_length=query_length, document_length=document_length, seed=seed)
+        write_colbert_checkpoint(backbone, checkpoint, query_length=query_length, document_length=document_length, seed=seed,
+                                 trust_remote_code=arch in REMOTE_CODE_FIXTURES)
         _write_json(
             checkpoint / RANDOM_INIT_MARKER,
             {"architecture": arch, "builder_version": BUILDER_VERSION, "seed": seed, "weights": "random-init",
