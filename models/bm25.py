@@ -55,6 +55,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s logs every index b
 Run = dict[str, dict[str, float]]  # query id -> doc id -> score, as nanobeir_ext.retrieval returns
 METHODS: tuple[str, ...] = ("robertson", "atire", "bm25l", "bm25+", "lucene")
 MANIFEST = "manifest.json"
+NO_TERM = "\x00"  # the vocabulary of a corpus without terms (analysis yields \w+ runs only)
 # Bump when a change here changes an index or its scores, so cached indexes are rebuilt.
 INDEX_VERSION = 1
 
@@ -116,7 +117,11 @@ class BM25Index:
         vocabulary = {term: index for index, term in enumerate(sorted({t for doc in terms for t in doc}))}
         ids = [[vocabulary[t] for t in doc] for doc in terms]
         model = bm25s.BM25(k1=settings.k1, b=settings.b, delta=settings.delta, method=settings.method)
-        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary), show_progress=False)
+        # A corpus without a single term (whitespace or punctuation only) still gets an index, which
+        # retrieves nothing: bm25s needs one vocabulary entry, and this one no analyzer produces.
+        with np.errstate(divide="ignore", invalid="ignore"):  # zero mean document length
+            model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocabulary or {NO_TERM: 0}),
+                        show_progress=False)
         return cls(model, doc_ids, analyzer, settings)
 
     def scores(self, text: str) -> tuple[np.ndarray, np.ndarray]:

@@ -280,10 +280,10 @@ def run_evaluation(plan: EvaluationPlan, encoder_factory: EncoderFactory, runs_d
     index_dir = Path(plan.cache_dir) / INDEX_DIR
     for spec in plan.models:
         retriever = encoder_factory(spec, plan)
+        _check_shape(spec, retriever)
         identities[spec.key] = retriever.cache_identity()
         labels.append(retriever.info)
         model_units = [u for u in units if u.model_key == spec.key]
-        _check_shape(spec, retriever)
         if spec.ranks_directly:
             part = ensure_indexed(model_units, retriever, data, index_dir, plan.progress)
         else:

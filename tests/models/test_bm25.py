@@ -137,3 +137,17 @@ def test_index_files_do_not_depend_on_the_hash_seed(tmp_path):
         subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env, cwd=Path(__file__).parents[2])
         contents.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert contents[0] == contents[1] and len(contents[0]) >= 5
+
+
+def test_a_corpus_without_any_term_is_indexed_and_retrieves_nothing(tmp_path):
+    """Whitespace or punctuation only (kept by the pylate and mteb empty-text rules): no crash, no match."""
+    import warnings
+
+    from models.bm25 import BM25Retriever
+
+    retriever = BM25Retriever()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division warnings from the zero mean document length
+        built = retriever.index(tmp_path, "S", "en", ["d1", "d2"], ["   ", "?!"])
+        loaded = retriever.index(tmp_path, "S", "en", ["d1", "d2"], ["   ", "?!"])
+    assert built.search(["q"], ["apple ?"], 10) == loaded.search(["q"], ["apple ?"], 10) == {"q": {}}

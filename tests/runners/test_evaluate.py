@@ -17,6 +17,15 @@ from tests.helpers import compose
 pytestmark = pytest.mark.slow
 
 
+# The smoke models: two ColBERT fixtures and a dense fixture encode 3 subsets x (9 document + 9 query
+# languages); BM25 builds one index per subset and document language (3 x 9), encodes no query.
+SMOKE_MODELS = {"fixture-LFM2-tiny": "colbert", "fixture-ModernBERT-tiny": "colbert", "fixture-dense-tiny": "dense",
+                "fixture-BM25": "bm25"}
+ENCODER_PASSES = 3 * 3 * 18
+INDEXES = 3 * 9
+UNITS = ENCODER_PASSES + INDEXES
+
+
 def smoke_cfg(cache: Path, *extra: str):
     return compose("evaluate", ["experiment=smoke", f"runtime.cache_dir={cache}", "runtime.progress=false", *extra])
 
@@ -41,9 +50,8 @@ def test_smoke_outputs_exist(smoke_run):
     out, summary = smoke_run
     for name in ["config.yaml", "environment.json", "results.csv", "results.parquet", "per_query.parquet", "report.md", "run.json"]:
         assert (out / name).is_file(), name
-    # 2 models x 3 subsets x (9 document + 9 query languages) encoder passes on a cold store: 9 corpus
-    # passes per subset and model for 81 cells, never 81.
-    assert summary["encoded"] == 2 * 3 * 18 and summary["reused"] == 0
+    # On a cold store: 9 corpus passes (or BM25 indexes) per subset and model for 81 cells, never 81.
+    assert summary["encoded"] == UNITS and summary["reused"] == 0
 
 
 def test_results_long_format(smoke_run):
@@ -52,13 +60,13 @@ def test_results_long_format(smoke_run):
     assert list(results.columns) == ["model", "benchmark", "subset", "doc_lang", "query_lang", "metric", "value"]
     assert set(results["subset"]) == {"NanoFiQA2018", "NanoNFCorpus", "NanoSciFact", "mean"}
     assert set(results["doc_lang"]) == set(MATRIX_LANGUAGES) == set(results["query_lang"])
-    assert set(results["model"]) == {"fixture-LFM2-tiny", "fixture-ModernBERT-tiny"}
+    assert set(results["model"]) == set(SMOKE_MODELS)
     for metric in ["ndcg@10", "mrr@10", "map@100", "recall@100", "precision@3", "recall@5", "accuracy@10"]:
         assert metric in set(results["metric"]), metric
     ndcg = results[results["metric"] == "ndcg@10"]
     assert ndcg["value"].between(0, 1).all()
-    # 2 models x 81 cells x (3 subsets + mean)
-    assert len(ndcg) == 2 * 81 * 4
+    # 4 models x 81 cells x (3 subsets + mean)
+    assert len(ndcg) == len(SMOKE_MODELS) * 81 * 4
     # The mean rows are the unweighted mean of the subset rows.
     keyed = ndcg.set_index(["model", "doc_lang", "query_lang", "subset"])["value"]
     cell = ("fixture-LFM2-tiny", "ja", "en")
@@ -77,7 +85,9 @@ def test_per_query_and_runs(smoke_run):
                          & (per_query["metric"] == "ndcg@10")]
     assert len(one_cell) == 8  # every fixture query has a relevant document
     run_files = sorted((out / "runs").rglob("*.trec"))
-    assert len(run_files) == 2 * 81 * 3
+    assert len(run_files) == len(SMOKE_MODELS) * 81 * 3
+    bm25 = (out / "runs" / "fixture-BM25" / "en-en" / "NanoSciFact.trec").read_text().splitlines()
+    assert bm25 and bm25[0].split()[5] == "fixture-BM25"
     first = run_files[0].read_text().splitlines()[0].split()
     assert len(first) == 6 and first[1] == "Q0" and first[3] == "1"
 
@@ -87,7 +97,13 @@ def test_environment_labels(smoke_run):
     env = json.loads((out / "environment.json").read_text())
     assert env["packages"]["torch"] and env["packages"]["transformers"]
     assert env["hardware"]["device"] == "cpu"
-    assert {m["weights"] for m in env["models"]} == {"random-init"}
+    assert {m["name"]: m["kind"] for m in env["models"]} == SMOKE_MODELS
+    assert {m["name"]: m["weights"] for m in env["models"]} == {
+        name: "lexical" if kind == "bm25" else "random-init" for name, kind in SMOKE_MODELS.items()}
+    dense = next(m for m in env["models"] if m["kind"] == "dense")
+    # A fixture's label and cache identity do not name the cache folder; its weights hash does identify it.
+    assert dense["source"] == "fixture:dense" and dense["weights_hash"] and dense["identity"]["kind"] == "dense"
+    assert {"fixture_bm25 NanoSciFact ja documents"} <= set(env["encoding"]["encoded"])
     assert env["benchmark"]["name"] == "fixture"
     assert "commit" in env["git"]
 
@@ -104,13 +120,18 @@ def test_report_tables_and_figures(smoke_run):
     assert "averages cover 81 of 81 cells and 3 of 3 subsets" in report and "Warning" not in report
     assert "texts longer than the model's query length were truncated" in report
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert len(figures) == 3 and any(name.startswith("delta_") for name in figures)
+    # A heatmap per model, a delta per non-baseline model, one leaderboard.
+    assert len(figures) == 4 + 3 + 1 and "leaderboard_fixture.png" in figures
+    assert "## Leaderboard: fixture (ndcg@10)" in report and "![leaderboard](figures/leaderboard_fixture.png)" in report
+    assert report.index("## Leaderboard") < report.index("## fixture-LFM2-tiny: ndcg@10")  # matrices stay, after it
+    assert "- **fixture-BM25**: bm25: `bm25s`" in report and "- **fixture-dense-tiny**: dense: `fixture:dense`" in report
+    assert "(fixture-LFM2-tiny, fixture-ModernBERT-tiny, fixture-dense-tiny)" in report  # BM25 has no weights
 
 
 def test_second_run_encodes_nothing_and_is_identical(smoke_run, smoke_cache, tmp_path):
     out, _ = smoke_run
     again = evaluate.run(smoke_cfg(smoke_cache), out_dir=tmp_path)
-    assert again["encoded"] == 0 and again["reused"] == 2 * 3 * 18
+    assert again["encoded"] == 0 and again["reused"] == UNITS
     assert (tmp_path / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
 
 
@@ -121,9 +142,20 @@ def test_a_damaged_store_entry_is_detected_and_re_encoded(smoke_run, smoke_cache
     data[-3] ^= 0xFF  # flip a byte inside the vectors
     entry.write_bytes(bytes(data))
     again = evaluate.run(smoke_cfg(smoke_cache), out_dir=tmp_path)
-    assert again["encoded"] == 1 and again["reused"] == 2 * 3 * 18 - 1
+    assert again["encoded"] == 1 and again["reused"] == UNITS - 1
     assert any("checksum" in r.getMessage() or "damaged" in r.getMessage() for r in caplog.records)
     assert (tmp_path / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+
+
+def test_a_damaged_bm25_index_is_rebuilt_with_identical_results(smoke_run, smoke_cache, tmp_path, caplog):
+    out, _ = smoke_run
+    manifest = sorted((smoke_cache / "indexes").rglob("manifest.json"))[4]
+    manifest.write_text("{not json", encoding="utf-8")
+    again = evaluate.run(smoke_cfg(smoke_cache), out_dir=tmp_path)
+    assert again["encoded"] == 0 and again["reused"] == UNITS  # the damage shows when the index is read
+    assert any("does not load" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "results.csv").read_bytes() == (out / "results.csv").read_bytes()
+    assert json.loads(manifest.read_text(encoding="utf-8"))["doc_ids"]  # rebuilt in place
 
 
 def test_output_folder_with_another_run_is_refused(smoke_run, smoke_cache):
@@ -146,3 +178,29 @@ def test_padding_and_data_rules_reach_the_plan_and_the_fingerprint(tmp_path):
         evaluate.build_plan(smoke_cfg(tmp_path, "retrieval.padding=pad"))
     with pytest.raises(ValueError, match=r"benchmark.empty_texts must be one of"):
         evaluate.build_plan(smoke_cfg(tmp_path, "benchmark.empty_texts=nope"))
+
+
+def test_leaderboard_experiment_composes_into_a_plan_of_every_kind(tmp_path):
+    """The hub run cannot happen offline; its config must still compose into a plan."""
+    cfg = compose("evaluate", ["experiment=leaderboard", f"runtime.cache_dir={tmp_path}"])
+    plan = evaluate.build_plan(cfg)
+    kinds = {spec.name: spec.kind for spec in plan.models}
+    assert kinds == {"LFM2-ColBERT-350M": "colbert", "GTE-ModernColBERT-v1": "colbert", "BGE-M3-multivector": "bge_m3",
+                     "multilingual-e5-small": "dense", "BM25": "bm25"}
+    assert len(plan.cells) == 81 and len(plan.subsets) == 13
+    e5 = next(spec for spec in plan.models if spec.kind == "dense")
+    assert e5.options["query_prompt"] == "query: " and e5.options["document_prompt"] == "passage: "
+    assert e5.revision and len(e5.revision) == 40
+    bm25 = next(spec for spec in plan.models if spec.kind == "bm25")
+    assert bm25.options == {"k1": 1.5, "b": 0.75, "method": "lucene", "delta": 0.5} and bm25.ranks_directly
+    from nanobeir_ext.evaluation.plan import work_units
+
+    units = work_units(plan)
+    # Four encoders x 13 subsets x 18 passes, BM25 13 x 9 indexes.
+    assert len(units) == 4 * 13 * 18 + 13 * 9
+    assert {u.role for u in units if u.model_key == "bm25"} == {"document"}
+
+
+def test_an_unknown_kind_is_refused_before_any_model_loads(tmp_path):
+    with pytest.raises(ValueError, match=r"models.fixture_bm25.kind='sparse'; valid choices: \['colbert'"):
+        evaluate.build_plan(smoke_cfg(tmp_path, "models.fixture_bm25.kind=sparse"))
