@@ -160,7 +160,7 @@ def load_dense(source: str, *, revision: str | None = None, device: str = "cpu",
                max_seq_length: int | None = None, batch_size: int = 32, trust_remote_code: bool = False,
                local_files_only: bool | None = None) -> DenseEncoder:
     """Load a sentence-transformers checkpoint (local folder, or hub id at ``revision``)."""
-    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only)
+    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only, trust_remote_code=trust_remote_code)
     torch_dtype = resolve_dtype(dtype, device)
     model = SentenceTransformer(str(resolved.folder), device=device, trust_remote_code=trust_remote_code,
                                 model_kwargs={"dtype": torch_dtype}, local_files_only=True)

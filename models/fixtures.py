@@ -68,7 +68,8 @@ TOKENIZER_STYLE = {"lfm2": "lfm2", "modernbert": "modernbert", "lfm2_remote": "l
 
 def _check_arch(arch: str) -> None:
     if arch not in FIXTURE_ARCHITECTURES + REMOTE_CODE_FIXTURES:
-        raise ValueError(f"unknown fixture architecture {arch!r}; valid choices: {list(FIXTURE_ARCHITECTURES + REMOTE_CODE_FIXTURES)}")
+        raise ValueError(f"unknown fixture architecture {arch!r}; valid choices: {list(FIXTURE_ARCHITECTURES)}, and "
+                         f"{list(REMOTE_CODE_FIXTURES)} (ships its own modeling code: needs trust_remote_code)")
 
 
 def _remote_modeling_module() -> Any:

@@ -41,7 +41,7 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
 
     options = dict(device=device, dtype=dtype, name=request.name, query_length=request.query_length,
                    document_length=request.document_length, batch_tokens=request.batch_tokens,
-                   padding_side=request.padding_side,
+                   padding_side=request.padding_side, trust_remote_code=request.trust_remote_code,
                    attn_implementation=attn_implementation)
     if request.fixture and request.path:
         raise ValueError(f"model {request.name!r} names both a fixture architecture ({request.fixture}) and a checkpoint "
@@ -62,7 +62,7 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
 
 # The settings each kind reads from request.options (its model config's own keys).
 KIND_OPTIONS: dict[str, tuple[str, ...]] = {
-    "dense": ("query_prompt", "document_prompt", "normalize", "max_seq_length", "batch_size", "trust_remote_code"),
+    "dense": ("query_prompt", "document_prompt", "normalize", "max_seq_length", "batch_size"),
     "bge_m3": (),
     "bm25": ("k1", "b", "method", "delta"),
 }
@@ -107,7 +107,7 @@ def load_kind(request: EncoderRequest, *, device: str, dtype: str | torch.dtype,
     if request.kind == "dense":
         from models.dense import load_dense
 
-        return load_dense(source, **common, **options)
+        return load_dense(source, **common, trust_remote_code=request.trust_remote_code, **options)
     from models.bge_m3 import load_bge_m3
 
     return load_bge_m3(source, **common, query_length=request.query_length, document_length=request.document_length,

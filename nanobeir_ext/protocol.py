@@ -89,6 +89,7 @@ class EncoderRequest:
     padding_side: str | None = None  # "left" / "right"; None: the tokenizer's own side (PyLate's default)
     kind: str = DEFAULT_KIND  # one of KINDS: which loader reads the model
     options: Mapping[str, Any] = field(default_factory=dict)  # the kind's own settings (prompts, BM25's k1 and b, ...)
+    trust_remote_code: bool = False  # run modeling code shipped in the checkpoint (its auto_map): opt-in per model config
 
 
 def slug(name: str) -> str:

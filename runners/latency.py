@@ -70,7 +70,7 @@ def latency_model(m: DictConfig) -> LatencyModel:
 
     architecture = m.get("architecture")
     request = EncoderRequest(name=str(m.name), source=str(m.source), revision=m.get("revision"), path=m.get("path"),
-                             fixture=m.get("fixture"))
+                             fixture=m.get("fixture"), trust_remote_code=bool(m.get("trust_remote_code", False)))
     return LatencyModel(request=request, architecture=None if architecture is None else
                         Architecture.from_mapping(plain(architecture), where=f"{m.name} architecture"))
 

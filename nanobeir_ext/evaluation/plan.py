@@ -32,10 +32,13 @@ class ModelSpec:
     batch_tokens: int = 32768
     kind: str = DEFAULT_KIND  # one of protocol.KINDS
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the kind's own settings
+    trust_remote_code: bool = False  # models.<key>.trust_remote_code: run the checkpoint's own modeling code
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"models.{self.key}.kind={self.kind!r}; valid choices: {list(KINDS)}")
+        if not isinstance(self.trust_remote_code, bool):
+            raise ValueError(f"models.{self.key}.trust_remote_code={self.trust_remote_code!r}; valid choices: true, false")
 
     @property
     def ranks_directly(self) -> bool:
@@ -46,7 +49,7 @@ class ModelSpec:
 # Model config keys every kind shares (ModelSpec's fields; ``architecture`` is the latency
 # runner's); every other key of a model config is the kind's own setting (ModelSpec.options).
 SHARED_MODEL_KEYS: tuple[str, ...] = ("name", "source", "revision", "path", "fixture", "query_length",
-                                      "document_length", "batch_tokens", "kind", "architecture")
+                                      "document_length", "batch_tokens", "kind", "architecture", "trust_remote_code")
 
 
 def kind_options(model_config: Mapping[str, Any]) -> dict[str, Any]:
