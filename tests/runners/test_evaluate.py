@@ -185,8 +185,9 @@ def test_leaderboard_experiment_composes_into_a_plan_of_every_kind(tmp_path):
     cfg = compose("evaluate", ["experiment=leaderboard", f"runtime.cache_dir={tmp_path}"])
     plan = evaluate.build_plan(cfg)
     kinds = {spec.name: spec.kind for spec in plan.models}
-    assert kinds == {"LFM2-ColBERT-350M": "colbert", "GTE-ModernColBERT-v1": "colbert", "BGE-M3-multivector": "bge_m3",
-                     "multilingual-e5-small": "dense", "BM25": "bm25"}
+    assert kinds == {"LFM2-ColBERT-350M": "colbert", "LFM2.5-ColBERT-350M": "colbert", "GTE-ModernColBERT-v1": "colbert",
+                     "BGE-M3-multivector": "bge_m3", "multilingual-e5-small": "dense", "BM25": "bm25"}
+    assert [spec.trust_remote_code for spec in plan.models if spec.name.startswith("LFM2.5")] == [True]
     assert len(plan.cells) == 81 and len(plan.subsets) == 13
     e5 = next(spec for spec in plan.models if spec.kind == "dense")
     assert e5.options["query_prompt"] == "query: " and e5.options["document_prompt"] == "passage: "
@@ -196,8 +197,8 @@ def test_leaderboard_experiment_composes_into_a_plan_of_every_kind(tmp_path):
     from nanobeir_ext.evaluation.plan import work_units
 
     units = work_units(plan)
-    # Four encoders x 13 subsets x 18 passes, BM25 13 x 9 indexes.
-    assert len(units) == 4 * 13 * 18 + 13 * 9
+    # Five encoders x 13 subsets x 18 passes, BM25 13 x 9 indexes.
+    assert len(units) == 5 * 13 * 18 + 13 * 9
     assert {u.role for u in units if u.model_key == "bm25"} == {"document"}
 
 
