@@ -27,9 +27,8 @@ def check_evaluation(cfg: DictConfig, *, cuda_available: bool | None = None) -> 
     checks.device_available(str(cfg.runtime.device), cuda_available=cuda_available)
     models = cfg.get("models") or {}
     for key, model in models.items():
-        for setting in ("query_length", "document_length"):
+        for setting in ("query_length", "document_length", "batch_tokens"):
             checks.positive_int(model.get(setting), f"models.{key}.{setting}", optional=True)
-        checks.positive_int(model.get("batch_tokens", 32768), f"models.{key}.batch_tokens")
     names = [str(model.get("name")) for model in models.values()]
     checks.distinct_file_names(names)
     note = checks.baseline_among_models((cfg.get("report") or {}).get("baseline_model"), names)

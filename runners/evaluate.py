@@ -45,7 +45,8 @@ def model_specs(cfg: DictConfig) -> tuple[ModelSpec, ...]:
         specs.append(ModelSpec(key=str(key), name=str(m.name), source=str(m.source),
                                revision=config_revision(m.get("revision"), f"models.{key}.revision"),
                                path=m.get("path"), fixture=m.get("fixture"), query_length=m.get("query_length"),
-                               document_length=m.get("document_length"), batch_tokens=int(m.get("batch_tokens", 32768)),
+                               document_length=m.get("document_length"), batch_tokens=m.get("batch_tokens"),
+                               padding_side=m.get("padding_side"),
                                kind=str(m.get("kind") or "colbert"), options=kind_options(plain(m)),
                                trust_remote_code=m.get("trust_remote_code", False)))
     names = [s.name for s in specs]
@@ -112,7 +113,7 @@ def _load(spec: ModelSpec, plan: EvaluationPlan, load_encoder):
     request = EncoderRequest(name=spec.name, source=spec.source, revision=spec.revision, path=spec.path,
                              fixture=spec.fixture, query_length=spec.query_length,
                              document_length=spec.document_length, batch_tokens=spec.batch_tokens,
-                             kind=spec.kind, options=spec.options, trust_remote_code=spec.trust_remote_code)
+                             padding_side=spec.padding_side, kind=spec.kind, options=spec.options, trust_remote_code=spec.trust_remote_code)
     return load_encoder(request, device=plan.device, dtype=plan.dtype, cache_dir=plan.cache_dir)
 
 

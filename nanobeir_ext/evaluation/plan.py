@@ -17,6 +17,9 @@ from nanobeir_ext.protocol import DEFAULT_KIND, KINDS, PLURAL, RANKER_KINDS, Rol
 from nanobeir_ext.retrieval.maxsim import PADDING_RULES
 
 
+PADDING_SIDES: tuple[str | None, ...] = (None, "left", "right")  # models.<key>.padding_side
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model as configured: a hub id + revision, a local folder, or a fixture architecture."""
@@ -29,7 +32,8 @@ class ModelSpec:
     fixture: str | None = None
     query_length: int | None = None
     document_length: int | None = None
-    batch_tokens: int = 32768
+    batch_tokens: int | None = None  # None: the encoder's one default (models.colbert.DEFAULT_BATCH_TOKENS)
+    padding_side: str | None = None  # "left" / "right"; None: the tokenizer's own side (PyLate's default)
     kind: str = DEFAULT_KIND  # one of protocol.KINDS
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the kind's own settings
     trust_remote_code: bool = False  # models.<key>.trust_remote_code: run the checkpoint's own modeling code
@@ -37,6 +41,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"models.{self.key}.kind={self.kind!r}; valid choices: {list(KINDS)}")
+        if self.padding_side not in PADDING_SIDES:
+            raise ValueError(f"models.{self.key}.padding_side={self.padding_side!r}; valid choices: null (the tokenizer's "
+                             "side, as PyLate), left, right (batch-invariant vectors)")
         if not isinstance(self.trust_remote_code, bool):
             raise ValueError(f"models.{self.key}.trust_remote_code={self.trust_remote_code!r}; valid choices: true, false")
 
@@ -49,7 +56,8 @@ class ModelSpec:
 # Model config keys every kind shares (ModelSpec's fields; ``architecture`` is the latency
 # runner's); every other key of a model config is the kind's own setting (ModelSpec.options).
 SHARED_MODEL_KEYS: tuple[str, ...] = ("name", "source", "revision", "path", "fixture", "query_length",
-                                      "document_length", "batch_tokens", "kind", "architecture", "trust_remote_code")
+                                      "document_length", "batch_tokens", "padding_side", "kind", "architecture",
+                                      "trust_remote_code")
 
 
 def kind_options(model_config: Mapping[str, Any]) -> dict[str, Any]:

@@ -65,3 +65,16 @@ def test_layers_do_not_import_what_they_do_not_need(module, absent):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=REPO_DIR)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_padding_side_reaches_the_plan_and_bad_values_name_the_key():
+    from runners.evaluate import build_plan
+    from tests.helpers import compose
+
+    plan = build_plan(compose("evaluate", ["experiment=smoke", "+models.fixture_lfm2.padding_side=right"]))
+    specs = {spec.key: spec for spec in plan.models}
+    assert specs["fixture_lfm2"].padding_side == "right" and specs["fixture_modernbert"].padding_side is None
+    import pytest
+
+    with pytest.raises(ValueError, match=r"models\.fixture_lfm2\.padding_side='middle'"):
+        build_plan(compose("evaluate", ["experiment=smoke", "+models.fixture_lfm2.padding_side=middle"]))

@@ -58,7 +58,7 @@ def test_the_default_configs_pass():
 
 
 def test_a_baseline_outside_a_one_model_run_is_a_note_for_the_combined_report(caplog):
-    cfg = compose("evaluate", BASE + ["~models.fixture_modernbert"])  # the smoke baseline is the removed model
+    cfg = compose("evaluate", BASE + ["~models.fixture_modernbert", "~models.fixture_dense", "~models.fixture_bm25"])  # the smoke baseline is a removed model
     with caplog.at_level(logging.WARNING, logger="nanobeir_ext"):
         check_evaluation(cfg, cuda_available=False)
     assert any("no delta table in this run" in r.getMessage() for r in caplog.records)
