@@ -6,6 +6,7 @@ descending: trec_eval's own rule (it re-sorts every run that way and ignores the
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from nanobeir_ext.atomic import atomic_path
@@ -28,9 +29,11 @@ def write_trec_run(run: Run, path: Path, tag: str) -> None:
         raise ValueError(f"run tag must be a non-empty string without whitespace, got {tag!r}")
     lines = []
     for query_id in sorted(run):
-        for rank, (doc_id, score) in enumerate(ranked(run[query_id]), start=1):
-            _check_trec_field(query_id, "query id")
+        _check_trec_field(query_id, "query id")
+        documents = run[query_id]
+        for doc_id in documents:  # once per id, not per formatted line: this runs for every cell
             _check_trec_field(doc_id, "doc id")
+        for rank, (doc_id, score) in enumerate(ranked(documents), start=1):
             if not math.isfinite(score):
                 raise ValueError(f"score of query {query_id!r}, doc {doc_id!r} is not finite: {score}")
             lines.append(f"{query_id} Q0 {doc_id} {rank} {float(score)!r} {tag}\n")
@@ -57,6 +60,9 @@ def read_trec_run(path: Path) -> Run:
     return run
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def _check_trec_field(value: str, name: str) -> None:
-    if not value or any(c.isspace() for c in value):
+    if not value or _WHITESPACE.search(value):
         raise ValueError(f"{name} {value!r} cannot be written to a TREC run: it is empty or contains whitespace")
