@@ -258,7 +258,8 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
     peaks = [matmul_peak_flops("cpu", torch.float32)]
 
     overrides = [
-        "experiment=smoke", "~models.fixture_lfm2", "models.fixture_modernbert.name=stand-in", "report.baseline_model=null", "runtime.progress=false",
+        "experiment=smoke", "~models.fixture_lfm2", "~models.fixture_dense", "~models.fixture_bm25",
+        "models.fixture_modernbert.name=stand-in", "report.baseline_model=null", "runtime.progress=false",
         f"runtime.cache_dir={work / 'cache'}", f"benchmark.path={snapshot}", "benchmark.name=synthetic-real-scale",
         f"benchmark.subsets=[{','.join(subsets)}]", f"benchmark.languages=[{','.join(languages)}]",
         f"matrix.doc_langs=[{','.join(languages)}]", f"matrix.query_langs=[{','.join(languages)}]",
