@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import pandas as pd
 import yaml
@@ -80,14 +80,14 @@ def read_folder(path: Path) -> RunFolder:
         raise ValueError(f"{path} holds a run that is not complete (status {status!r} in {MANIFEST}); "
                          f"finish or re-run it first")
     if (path / "results.parquet").is_file():
-        results = pd.read_parquet(path / "results.parquet")
+        results = _read(path / "results.parquet", pd.read_parquet)
     elif (path / "results.csv").is_file():
-        results = read_exact_csv(path / "results.csv")
+        results = _read(path / "results.csv", read_exact_csv)
     else:
         raise FileNotFoundError(f"{path} is neither a run folder (no results.parquet or results.csv; "
                                 f"a shard run only fills the store: run the final job without shard=) "
                                 f"nor a baseline folder (no {BASELINE_MANIFEST})")
-    per_query = pd.read_parquet(path / "per_query.parquet") if (path / "per_query.parquet").is_file() else None
+    per_query = _read(path / "per_query.parquet", pd.read_parquet) if (path / "per_query.parquet").is_file() else None
     return RunFolder(path=path, kind="run", results=_normalise(results, RESULT_COLUMNS, path / "results"),
                      per_query=None if per_query is None else _normalise(per_query, PER_QUERY_COLUMNS,
                                                                           path / "per_query.parquet"),
@@ -96,14 +96,16 @@ def read_folder(path: Path) -> RunFolder:
 
 
 def find_runs(roots: list[Path]) -> list[Path]:
-    """Run folders under the given folders (a sweep's parent folder expands to its jobs)."""
+    """Run folders under the given folders (a sweep's parent folder expands to its jobs). A job that
+    owns its folder (run.json) but has no results is listed too, so reading it says why (failed,
+    still running) instead of the job vanishing from a combined report."""
     found = []
     for root in roots:
         root = Path(root)
-        if (root / "per_query.parquet").exists():
+        if (root / "per_query.parquet").exists() or (root / MANIFEST).is_file():
             found.append(root)
         else:
-            found += sorted(p.parent for p in root.glob("*/per_query.parquet"))
+            found += sorted({p.parent for pattern in ("*/per_query.parquet", f"*/{MANIFEST}") for p in root.glob(pattern)})
     if not found:
         raise FileNotFoundError(f"no evaluation runs (per_query.parquet) under {[str(r) for r in roots]}")
     return found
@@ -155,14 +157,27 @@ def _read_latency(path: Path) -> pd.DataFrame | None:
     return frame[list(LATENCY_COLUMNS)]
 
 
+def _read(path: Path, reader: Callable[[Path], Any]) -> Any:
+    """Read one output file; a damaged one is an error naming it (not a bare parser traceback)."""
+    try:
+        return reader(path)
+    except Exception as error:  # pyarrow, pandas and json raise many types for a damaged file
+        raise ValueError(f"{path} cannot be read ({type(error).__name__}: {error}); the file is damaged: "
+                         f"re-run the job that wrote it (overwrite=true) or restore it") from error
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _run_status(path: Path) -> str | None:
     manifest = path / MANIFEST
-    return json.loads(manifest.read_text(encoding="utf-8")).get("status") if manifest.is_file() else None
+    return _read(manifest, _read_json).get("status") if manifest.is_file() else None
 
 
 def _read_environment(path: Path) -> dict[str, Any]:
     env_path = path / "environment.json"
-    return json.loads(env_path.read_text(encoding="utf-8")) if env_path.is_file() else {}
+    return _read(env_path, _read_json) if env_path.is_file() else {}
 
 
 def _read_overrides(path: Path) -> tuple[str, ...]:

@@ -47,3 +47,23 @@ def test_run_and_baseline_read_back_to_the_same_record(tmp_path: Path) -> None:
     assert run.per_query.dtypes.to_dict() == baseline.per_query.dtypes.to_dict()
     assert [m.name for m in run.labels] == ["model-a", "model-b"] == [m.name for m in baseline.labels]
     assert all(isinstance(m, ModelLabel) and m.weights == "real" for m in run.labels)
+
+
+def test_a_damaged_results_file_or_run_record_is_an_error_naming_it(tmp_path):
+    from nanobeir_ext.outputs.folders import find_runs, read_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(ValueError, match=r"results\.parquet cannot be read"):
+        read_folder(run)
+    (run / "run.json").write_text("{ half written")
+    with pytest.raises(ValueError, match=r"run\.json cannot be read"):
+        read_folder(run)
+    # a failed sweep job without results is found, so reading it says why instead of vanishing
+    failed = tmp_path / "sweep" / "1"
+    failed.mkdir(parents=True)
+    (failed / "run.json").write_text('{"status": "failed"}')
+    assert find_runs([tmp_path / "sweep"]) == [failed]
+    with pytest.raises(ValueError, match="not complete"):
+        read_folder(failed)
