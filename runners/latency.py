@@ -23,14 +23,16 @@ from nanobeir_ext.atomic import write_csv, write_json, write_text
 from nanobeir_ext.latency.measure import LatencyMeasurements, measure_latency
 from nanobeir_ext.latency.report import LatencyContext, compare_throughput, hardware_label, write_latency_report
 from nanobeir_ext.latency.timing import EncodingSweep, MaxSimSetting, TimingPolicy
-from nanobeir_ext.outputs import rundir
 from nanobeir_ext.outputs.environment import collect_environment
 from nanobeir_ext.protocol import EncoderRequest
-from runners.common import REPO_DIR, cache_dir, configure_runtime, logged, output_dir, plain, resolved_yaml
+from runners.common import (REPO_DIR, cache_dir, configure_runtime, held_log_files, logged, output_dir, owned_folder,
+                            plain, resolved_yaml)
 
 if TYPE_CHECKING:
     from models.random_init import Architecture
 
+# What a latency run writes; cleared first when overwrite=true replaces a different run.
+LATENCY_OUTPUTS = ("config.yaml", "environment.json", "latency.csv", "maxsim_latency.csv", "latency.md", "figures")
 log = logging.getLogger("nanobeir_ext.latency")
 
 
@@ -140,26 +142,27 @@ def run(cfg: DictConfig, out_dir: str | Path | None = None) -> dict[str, Any]:
     configure_runtime(cfg.runtime)
     plan = build_plan(cfg)
     out = output_dir(cfg, out_dir)
-    rundir.claim(out, plain(cfg), kind="latency", overwrite=bool(cfg.get("overwrite", False)))
-    write_text(out / "config.yaml", resolved_yaml(cfg))
-    log.info("output folder: %s", out)
-    threads = torch.get_num_threads()
-    conv_path = select_lfm2_conv_path(plan.lfm2_conv_kernel, plan.device)
+    held = held_log_files(out)  # nothing enters the folder before the run owns it
+    with owned_folder(out, cfg, plain(cfg), kind="latency", outputs=LATENCY_OUTPUTS, held=held):
+        write_text(out / "config.yaml", resolved_yaml(cfg))
+        log.info("output folder: %s", out)
+        threads = torch.get_num_threads()
+        conv_path = select_lfm2_conv_path(plan.lfm2_conv_kernel, plan.device)
 
-    measured = measure(plan)
-    write_csv(out / "latency.csv", measured.latency)
-    write_csv(out / "maxsim_latency.csv", measured.maxsim)
-    environment = collect_environment(
-        plan.device, REPO_DIR, threads=threads, dtype=plan.dtype_name, matmul_peak_flops=measured.peak,
-        matmul_peak_probes={"before": measured.peak_before, "after": measured.peak_after},
-        attn_implementation=plan.attn_implementation, lfm2_short_conv=conv_path,
-        models=[label.to_dict() for label in measured.models])
-    write_json(out / "environment.json", environment)
+        measured = measure(plan)
+        write_csv(out / "latency.csv", measured.latency)
+        write_csv(out / "maxsim_latency.csv", measured.maxsim)
+        environment = collect_environment(
+            plan.device, REPO_DIR, threads=threads, dtype=plan.dtype_name, matmul_peak_flops=measured.peak,
+            matmul_peak_probes={"before": measured.peak_before, "after": measured.peak_after},
+            attn_implementation=plan.attn_implementation, lfm2_short_conv=conv_path,
+            models=[label.to_dict() for label in measured.models])
+        write_json(out / "environment.json", environment)
 
-    comparison = compare_throughput(measured.latency, plan.candidate, plan.baseline, plan.on_par_threshold)
-    write_latency_report(measured.latency, measured.maxsim, report_context(plan, measured, environment, threads, conv_path),
-                         comparison, out, figures_enabled=plan.figures)
-    rundir.mark_complete(out)
+        comparison = compare_throughput(measured.latency, plan.candidate, plan.baseline, plan.on_par_threshold)
+        write_latency_report(measured.latency, measured.maxsim,
+                             report_context(plan, measured, environment, threads, conv_path),
+                             comparison, out, figures_enabled=plan.figures)
     log.info("%s", comparison.verdict)
     log.info("outputs in %s", out)
     return {"out_dir": str(out), "encode_rows": len(measured.latency), "maxsim_rows": len(measured.maxsim),
