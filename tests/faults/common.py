@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.helpers import REPO_DIR, compose
 
-TINY = ["experiment=smoke", "~models.fixture_lfm2", "report.baseline_model=null", "benchmark.subsets=[NanoSciFact]",
+TINY = ["experiment=smoke", "~models.fixture_lfm2", "~models.fixture_dense", "~models.fixture_bm25", "report.baseline_model=null", "benchmark.subsets=[NanoSciFact]",
         "benchmark.languages=[en,de]", "runtime.progress=false", "runtime.threads=1"]
 
 

@@ -10,7 +10,7 @@ from runners import evaluate, report
 from tests.compare.test_comparisons import make_per_query, make_run
 from tests.helpers import compose
 
-SLICE = ["experiment=smoke", "benchmark.subsets=[NanoSciFact]", "benchmark.languages=[en,ko]", "runtime.progress=false"]
+SLICE = ["experiment=smoke", "~models.fixture_dense", "~models.fixture_bm25", "benchmark.subsets=[NanoSciFact]", "benchmark.languages=[en,ko]", "runtime.progress=false"]
 
 
 @pytest.mark.slow
@@ -32,7 +32,8 @@ def test_two_single_model_runs_combine_into_one_report(tmp_path, shared_cache):
                           for f in (combined, separate))
     pd.testing.assert_frame_equal(combined, separate)
     assert set(combined["model"]) == {"fixture-LFM2-tiny", "fixture-ModernBERT-tiny"}
-    assert len(list((out / "figures").glob("*.png"))) == 3
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert len(figures) == 4 and "leaderboard_fixture.png" in figures  # two heatmaps, the delta, the leaderboard
 
 
 def test_report_needs_runs(tmp_path):
