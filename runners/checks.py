@@ -31,9 +31,7 @@ def check_evaluation(cfg: DictConfig, *, cuda_available: bool | None = None) -> 
             checks.positive_int(model.get(setting), f"models.{key}.{setting}", optional=True)
     names = [str(model.get("name")) for model in models.values()]
     checks.distinct_file_names(names)
-    note = checks.baseline_among_models((cfg.get("report") or {}).get("baseline_model"), names)
-    if note:
-        log.warning(note)
+    checks.baseline_among_models((cfg.get("report") or {}).get("baseline_model"), names)
 
 
 def warn_about_lengths(encoder: Any, model_key: str) -> None:

@@ -59,16 +59,14 @@ def device_available(device: str, *, cuda_available: bool, key: str = "runtime.d
 
 
 def baseline_among_models(baseline: str | None, model_names: Sequence[str],
-                          key: str = "report.baseline_model") -> str | None:
-    """Refuse a delta-table baseline that is none of the run's models (a typo). A one-model run draws
-    no delta table: there the setting is kept for a report combining it with the baseline's own
-    run (runners.report), and only a note is returned."""
+                          key: str = "report.baseline_model") -> None:
+    """Refuse a delta-table baseline that is none of the run's models (a typo, or a model removed
+    with ``~models.<key>``). A one-model job that will be combined later sets it to null and the
+    combining report names the baseline (``runners.report baseline_model=...``)."""
     if baseline is None or baseline in model_names:
-        return None
-    message = f"{key}={baseline!r} is not one of the models {list(model_names)}"
-    if len(model_names) > 1:
-        raise ConfigError(f"{message}; set it to one of their names or to null")
-    return f"{message}: no delta table in this run; a combined report (runners.report) may use it"
+        return
+    raise ConfigError(f"{key}={baseline!r} is not one of the models {list(model_names)}; set it to one of their "
+                      f"names or to null (a report combining separate runs takes runners.report baseline_model=...)")
 
 
 def distinct_file_names(model_names: Iterable[str]) -> None:

@@ -57,11 +57,14 @@ def test_the_default_configs_pass():
         check_evaluation(compose("evaluate", [f"experiment={experiment}"]), cuda_available=False)
 
 
-def test_a_baseline_outside_a_one_model_run_is_a_note_for_the_combined_report(caplog):
-    cfg = compose("evaluate", BASE + ["~models.fixture_modernbert", "~models.fixture_dense", "~models.fixture_bm25"])  # the smoke baseline is a removed model
-    with caplog.at_level(logging.WARNING, logger="nanobeir_ext"):
+def test_a_baseline_removed_with_its_model_is_an_error_also_in_a_one_model_run():
+    # the smoke baseline is a removed model: an error naming the key, as with more models
+    cfg = compose("evaluate", BASE + ["~models.fixture_modernbert", "~models.fixture_dense", "~models.fixture_bm25"])
+    with pytest.raises(checks.ConfigError, match=r"report\.baseline_model='fixture-ModernBERT-tiny' is not one of the models"):
         check_evaluation(cfg, cuda_available=False)
-    assert any("no delta table in this run" in r.getMessage() for r in caplog.records)
+    check_evaluation(compose("evaluate", BASE + ["~models.fixture_modernbert", "~models.fixture_dense",
+                                                  "~models.fixture_bm25", "report.baseline_model=null"]),
+                     cuda_available=False)
 
 
 def test_a_length_beyond_the_models_positions_is_a_warning(caplog):

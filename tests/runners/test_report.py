@@ -16,13 +16,15 @@ SLICE = ["experiment=smoke", "~models.fixture_dense", "~models.fixture_bm25", "b
 @pytest.mark.slow
 def test_two_single_model_runs_combine_into_one_report(tmp_path, shared_cache):
     cache = [f"runtime.cache_dir={shared_cache}"]
-    evaluate.run(compose("evaluate", SLICE + cache + ["~models.fixture_modernbert"]), out_dir=tmp_path / "lfm2")
-    evaluate.run(compose("evaluate", SLICE + cache + ["~models.fixture_lfm2"]), out_dir=tmp_path / "mbert")
+    one_model = ["report.baseline_model=null"]  # a one-model job has no delta table; the combined report names it
+    evaluate.run(compose("evaluate", SLICE + cache + one_model + ["~models.fixture_modernbert"]), out_dir=tmp_path / "lfm2")
+    evaluate.run(compose("evaluate", SLICE + cache + one_model + ["~models.fixture_lfm2"]), out_dir=tmp_path / "mbert")
     out = tmp_path / "combined"
-    report.run(compose("report", [f"runs=[{tmp_path / 'lfm2'},{tmp_path / 'mbert'}]", f"out={out}"]))
+    report.run(compose("report", [f"runs=[{tmp_path / 'lfm2'},{tmp_path / 'mbert'}]", f"out={out}",
+                                  "baseline_model=fixture-ModernBERT-tiny"]))
     text = (out / "report.md").read_text()
     assert "## fixture-LFM2-tiny: ndcg@10" in text and "## fixture-ModernBERT-tiny: ndcg@10" in text
-    # The runs' own baseline setting (the smoke experiment's) gives the delta table.
+    # The combining report's baseline_model gives the delta table.
     assert "Delta: fixture-LFM2-tiny minus fixture-ModernBERT-tiny" in text
     # Combining changes no value: the combined table is the two runs' tables, row for row.
     combined = pd.read_parquet(out / "results.parquet")
