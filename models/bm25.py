@@ -45,7 +45,7 @@ from typing import Any, Sequence
 import bm25s
 import numpy as np
 
-from nanobeir_ext.atomic import write_json
+from nanobeir_ext.atomic import discard_folder, write_json
 from nanobeir_ext.protocol import ModelLabel
 from models.text_analysis import ANALYZED_LANGUAGES, Analyzer, analyzer_for
 
@@ -228,7 +228,7 @@ class BM25Retriever:
                 return BM25Index.load(folder, analyzer, self.settings, identity)
             except (OSError, ValueError, KeyError) as error:  # damaged files: rebuild rather than fail the run
                 log.warning("BM25 index %s does not load (%s: %s): rebuilding it", folder, type(error).__name__, error)
-                _discard(folder)
+                discard_folder(folder)
         index = BM25Index.build(doc_ids, texts, analyzer, self.settings)
         try:
             index.save(folder, identity)
@@ -237,12 +237,3 @@ class BM25Retriever:
         return index
 
 
-def _discard(folder: Path) -> None:
-    """Move a damaged index aside in one rename (no reader sees it half removed), then delete it."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.damaged.", dir=folder.parent))
-    try:
-        os.rename(folder, aside / folder.name)
-    except FileNotFoundError:
-        pass  # another process discarded it first
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)

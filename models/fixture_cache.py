@@ -12,17 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import tokenizers
 import transformers
 
-from models.checkpoint import RANDOM_INIT_MARKER, content_hash
-from models.fixtures import _discard, _remove_stale_staging, _share, build_backbone_folder, checkpoint_content, damage
+from models.checkpoint import RANDOM_INIT_MARKER
+from models.fixtures import build_backbone_folder, build_cached
 
 log = logging.getLogger(__name__)
 
@@ -71,37 +68,9 @@ BUILDERS: dict[str, Callable[[Path, Sequence[str]], Path]] = {"dense": _build_de
 
 
 def build_kind_fixture(kind: str, cache_dir: Path, texts: Sequence[str]) -> Path:
-    """Build (or reuse) the fixture checkpoint of ``kind`` under ``cache_dir``, atomically."""
+    """Build (or reuse) the fixture checkpoint of ``kind`` under ``cache_dir`` (``fixtures.build_cached``)."""
     if kind not in BUILDERS:
         raise ValueError(f"no fixture for kind {kind!r}; fixtures exist for {list(BUILDERS)}")
-    cache_dir = Path(cache_dir)
-    final = cache_dir / fixture_key(kind, texts)
-    if final.exists():
-        problem = damage(final)
-        if problem is None:
-            return final
-        log.warning("fixture checkpoint %s is damaged (%s): rebuilding it", final, problem)
-        _discard(final)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(cache_dir, final.name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=cache_dir))
-    try:
-        checkpoint = BUILDERS[kind](staging, texts)
-        marker = checkpoint / RANDOM_INIT_MARKER
-        record = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
-        marker.unlink(missing_ok=True)  # the marker lists and hashes every other file
-        files = checkpoint_content(checkpoint)
-        marker.write_text(json.dumps(
-            {**record, "kind": kind, "builder_version": BUILDER_VERSION, "weights": "random-init",
-             "files": [p.relative_to(checkpoint).as_posix() for p in files], "content_hash": content_hash(checkpoint, files),
-             "note": "tiny random-init fixture checkpoint: its numbers say nothing about any real model"},
-            indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _share(checkpoint)
-        try:
-            os.rename(checkpoint, final)
-        except OSError:
-            if damage(final) is not None:  # not a lost race to an intact build: a real failure
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
+    return build_cached(Path(cache_dir) / fixture_key(kind, texts), lambda staging: BUILDERS[kind](staging, texts),
+                        {"kind": kind, "builder_version": BUILDER_VERSION,
+                         "note": "tiny random-init fixture checkpoint: its numbers say nothing about any real model"})

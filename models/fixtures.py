@@ -26,7 +26,7 @@ import shutil
 import string
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import tokenizers
 import torch
@@ -38,7 +38,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast
 from models.checkpoint import (COLBERT_CONFIG_FILE, MODULES_FILE, RANDOM_INIT_MARKER, TRANSFORMER_CONFIG_FILE, content_hash,
                                remote_code_files)
 from models.projection import IDENTITY
-from nanobeir_ext.atomic import file_mode
+from nanobeir_ext.atomic import discard_folder, file_mode
 
 log = logging.getLogger(__name__)
 
@@ -346,37 +346,49 @@ def _alive(pid: int) -> bool:
 
 
 def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], seed: int = 0) -> Path:
-    """Build (or reuse) one fixture checkpoint under ``cache_dir``, atomically.
-
-    A cached checkpoint is reused only while its files hash to the content hash recorded at
-    build time; a changed, truncated or partly deleted one is logged and rebuilt. Staging
-    folders are removed on every exit path, and those of killed builds by the next build.
-    """
+    """Build (or reuse) one ColBERT fixture checkpoint under ``cache_dir`` (see ``build_cached``)."""
     _check_arch(arch)
-    cache_dir = Path(cache_dir)
-    final = cache_dir / fixture_key(arch, texts)
-    if final.exists():
-        problem = damage(final)
-        if problem is None:
-            return final
-        log.warning("fixture checkpoint %s is damaged (%s): rebuilding it", final, problem)
-        _discard(final)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(cache_dir, final.name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=cache_dir))
-    try:
+
+    def build(staging: Path) -> Path:
         backbone = build_backbone_folder(arch, staging / "backbone", texts, seed=seed)
         checkpoint = staging / "checkpoint"
         query_length, document_length = FIXTURE_LENGTHS[arch]
         write_colbert_checkpoint(backbone, checkpoint, query_length=query_length, document_length=document_length, seed=seed,
                                  trust_remote_code=arch in REMOTE_CODE_FIXTURES)
-        _write_json(
-            checkpoint / RANDOM_INIT_MARKER,
-            {"architecture": arch, "builder_version": BUILDER_VERSION, "seed": seed, "weights": "random-init",
-             "files": [p.relative_to(checkpoint).as_posix() for p in checkpoint_content(checkpoint)],
-             "content_hash": content_hash(checkpoint, checkpoint_content(checkpoint)),
-             "note": "tiny random-init fixture checkpoint: its numbers say nothing about the real model"},
-        )
+        return checkpoint
+
+    return build_cached(Path(cache_dir) / fixture_key(arch, texts), build,
+                        {"architecture": arch, "builder_version": BUILDER_VERSION, "seed": seed,
+                         "note": "tiny random-init fixture checkpoint: its numbers say nothing about the real model"})
+
+
+def build_cached(final: Path, build: Callable[[Path], Path], label: dict[str, Any]) -> Path:
+    """Build a fixture checkpoint once into ``final``, atomically; the one cache rule of every kind.
+
+    ``build(staging)`` writes a checkpoint folder inside ``staging`` and returns it; its marker
+    (``label`` plus what the builder wrote there, the file list and the content hash) is written
+    last. A cached checkpoint is reused only while its files hash to the recorded content hash; a
+    changed, truncated or partly deleted one is logged and rebuilt. Staging folders are removed on
+    every exit path, and those of killed builds by the next build.
+    """
+    if final.exists():
+        problem = damage(final)
+        if problem is None:
+            return final
+        log.warning("fixture checkpoint %s is damaged (%s): rebuilding it", final, problem)
+        discard_folder(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(final.parent, final.name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", dir=final.parent))
+    try:
+        checkpoint = build(staging)
+        marker = checkpoint / RANDOM_INIT_MARKER
+        written = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+        marker.unlink(missing_ok=True)  # the marker lists and hashes every other file
+        files = checkpoint_content(checkpoint)
+        _write_json(marker, {**written, **label, "weights": "random-init",
+                             "files": [p.relative_to(checkpoint).as_posix() for p in files],
+                             "content_hash": content_hash(checkpoint, files)})
         _share(checkpoint)
         try:
             os.rename(checkpoint, final)
@@ -386,17 +398,6 @@ def build_fixture_checkpoint(arch: str, cache_dir: Path, texts: Sequence[str], s
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final
-
-
-def _discard(folder: Path) -> None:
-    """Move a damaged checkpoint aside (one rename, so no reader sees it half removed), then delete it."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.damaged.", dir=folder.parent))
-    try:
-        os.rename(folder, aside / folder.name)
-    except FileNotFoundError:
-        pass  # another process discarded it first
-    finally:
-        shutil.rmtree(aside, ignore_errors=True)
 
 
 def default_fixture_texts() -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 from contextlib import contextmanager
@@ -97,6 +98,18 @@ def remove_temp_files(folder: Path) -> list[Path]:
             temp.unlink(missing_ok=True)
             removed.append(temp)
     return removed
+
+
+def discard_folder(folder: Path) -> None:
+    """Remove a (damaged) cached folder: one rename aside first, so no reader ever sees it half removed."""
+    folder = Path(folder)
+    aside = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.damaged.", dir=folder.parent))
+    try:
+        os.rename(folder, aside / folder.name)
+    except FileNotFoundError:
+        pass  # another process discarded it first
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def write_text(path: Path, text: str) -> Path:
