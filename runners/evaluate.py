@@ -151,6 +151,17 @@ def hub_revision(requested: str | None, commit: str | None) -> dict[str, Any]:
     return {"revision": commit, "requested_revision": requested or "main", "pinned": is_commit_hash(requested)}
 
 
+def unpinned_notes(plan: EvaluationPlan, outcome: EvaluationOutcome) -> list[str]:
+    """One line per hub repo read at a moving revision (a branch or tag): the same config may read other bytes later."""
+    notes = [f"NOT PINNED: {label.name} read {label.revision} for models.{spec.key}.revision={spec.revision or 'main'}"
+             for spec, label in zip(plan.models, outcome.models)
+             if label.revision and not is_commit_hash(spec.revision)]
+    commit = dataset_revision(plan.source)
+    if commit and not is_commit_hash(plan.source.revision):
+        notes.append(f"NOT PINNED: the dataset read {commit} for benchmark.revision={plan.source.revision or 'main'}")
+    return notes
+
+
 PADDING_NOTES = {"mask": "padding masked: only a document's own vectors take part in each max",
                  "zero": "PyLate's evaluator: a shorter document's padding counts as similarity 0"}
 
@@ -176,7 +187,8 @@ def write_outputs(cfg: DictConfig, plan: EvaluationPlan, outcome: EvaluationOutc
                    + ("; BM25 ranks with its own per-(subset, document language) index"
                       if any(s.ranks_directly for s in plan.models) else ""),
                    f"data: benchmark.empty_texts={plan.data_rules.empty_texts}, "
-                   f"benchmark.strict={str(plan.data_rules.strict).lower()}"))
+                   f"benchmark.strict={str(plan.data_rules.strict).lower()}",
+                   *unpinned_notes(plan, outcome)))
     write_report(outcome.results, context, out, figures_enabled=bool(cfg.report.get("figures", True)))
     revision = dataset_revision(plan.source)  # resolved once for every model's card
     for label in outcome.models:

@@ -205,3 +205,19 @@ def test_leaderboard_experiment_composes_into_a_plan_of_every_kind(tmp_path):
 def test_an_unknown_kind_is_refused_before_any_model_loads(tmp_path):
     with pytest.raises(ValueError, match=r"models.fixture_bm25.kind='sparse'; valid choices: \['colbert'"):
         evaluate.build_plan(smoke_cfg(tmp_path, "models.fixture_bm25.kind=sparse"))
+
+
+def test_a_moving_revision_is_named_in_the_report_notes():
+    from types import SimpleNamespace
+
+    from nanobeir_ext.data.records import BenchmarkSource
+    from nanobeir_ext.protocol import ModelLabel
+    from runners.evaluate import unpinned_notes
+
+    pinned, moving = "370cc1088cb5722499830bab3ff37a39c963fcd7", "c1647d10d6edc6f70837f42f0a978f2df53f51dd"
+    plan = SimpleNamespace(models=(SimpleNamespace(key="a", revision=pinned), SimpleNamespace(key="b", revision="main")),
+                           source=BenchmarkSource(layout="nanobeir-extended", repo_id="", revision=None, path="/local"))
+    labels = tuple(ModelLabel(name=n, source="org/x", revision=r, weights="real", dtype="float32", device="cpu")
+                   for n, r in (("A", pinned), ("B", moving)))
+    assert unpinned_notes(plan, SimpleNamespace(models=labels)) == [
+        f"NOT PINNED: B read {moving} for models.b.revision=main"]
