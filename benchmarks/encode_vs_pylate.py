@@ -22,7 +22,7 @@ with the same torch thread count, ``TOKENIZERS_PARALLELISM=false`` on both sides
 warm-up call each, and only the encode call timed (median of ``--repeats``). It prints the
 throughput ratio ours/PyLate (goal: >= 1.0 on CPU fp32), the share of the positions each side
 runs that are real tokens (goal for ours: >= 95%; PyLate's is replayed from its batching,
-``models.colbert.pylate_batches``), and checks that the vectors are identical (max abs diff
+``models.batching.pylate_batches``), and checks that the vectors are identical (max abs diff
 <= 1e-5 in fp32). Both encode calls include tokenization.
 """
 from __future__ import annotations
@@ -131,7 +131,7 @@ def nanobeir_length_texts(count: int, seed: int) -> list[str]:
 def pylate_padded_tokens(lengths: list[int], texts: list[str], batch_size: int) -> int:
     """Positions PyLate's encode runs: its batches (character-length sort, ``batch_size`` texts),
     each padded to its longest text."""
-    from models.colbert import pylate_batches
+    from models.batching import pylate_batches
 
     return sum(len(b) * max(lengths[i] for i in b) for b in pylate_batches(texts, batch_size))
 
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from models.colbert import MIN_USEFUL_FRACTION, load_colbert
+    from models.batching import MIN_USEFUL_FRACTION
+    from models.colbert import load_colbert
     from nanobeir_ext.outputs.environment import cpu_model
 
     torch.set_num_threads(args.threads)

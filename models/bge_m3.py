@@ -32,7 +32,8 @@ from transformers import AutoModel, AutoTokenizer
 from nanobeir_ext.protocol import ROLES, EncodeOutput, ModelLabel, Role
 from models.fixture_cache import fixture_source
 from models.checkpoint import RANDOM_INIT_MARKER, TOKENIZER_FILES, ModelUnavailableError, content_hash, resolve_source, root_weight_files
-from models.colbert import plan_batches, resolve_dtype
+from models.batching import plan_batches
+from models.colbert import resolve_dtype
 
 __all__ = ["BGEM3ColBERTEncoder", "ModelUnavailableError", "load_bge_m3", "build_bge_m3_fixture"]
 

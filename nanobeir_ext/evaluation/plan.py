@@ -32,7 +32,7 @@ class ModelSpec:
     fixture: str | None = None
     query_length: int | None = None
     document_length: int | None = None
-    batch_tokens: int | None = None  # None: the encoder's one default (models.colbert.DEFAULT_BATCH_TOKENS)
+    batch_tokens: int | None = None  # None: the encoder's one default (models.batching.DEFAULT_BATCH_TOKENS)
     padding_side: str | None = None  # "left" / "right"; None: the tokenizer's own side (PyLate's default)
     kind: str = DEFAULT_KIND  # one of protocol.KINDS
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)  # the kind's own settings

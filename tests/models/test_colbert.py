@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from nanobeir_ext.protocol import Encoder
-from models.colbert import (MIN_USEFUL_FRACTION, PYLATE_BATCH_SIZE, ColBERTEncoder, load_colbert, plan_batches,
-                           pylate_batches, resolve_dtype)
+from models.batching import MIN_USEFUL_FRACTION, PYLATE_BATCH_SIZE, plan_batches, pylate_batches
+from models.colbert import ColBERTEncoder, load_colbert, resolve_dtype
 from nanobeir_ext.data.fixture import fixture_texts
 from models.fixtures import FIXTURE_ARCHITECTURES, build_backbone_folder, build_fixture_checkpoints, write_colbert_checkpoint
 

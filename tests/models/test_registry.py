@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.checkpoint import CheckpointError, ModelUnavailableError
-from models.colbert import DEFAULT_BATCH_TOKENS
+from models.batching import DEFAULT_BATCH_TOKENS
 from models.registry import fixture_models_dir, load_encoder
 from nanobeir_ext.protocol import EncoderRequest
 
