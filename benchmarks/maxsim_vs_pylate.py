@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import emit_json
+from benchmarks import emit_json, reset_peak_rss, status_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PYLATE_PYTHON = REPO_ROOT / ".venv-pylate" / "bin" / "python"
@@ -59,21 +59,11 @@ GIB = 1024**3
 
 
 # ---------------------------------------------------------------- memory probes
-def _status_bytes(field: str) -> int:
-    """A ``/proc/self/status`` field (VmRSS, VmHWM) in bytes."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
 def _start_memory_probe() -> int:
     """Reset the peak-RSS mark (Linux ``clear_refs`` 5) and return the RSS now."""
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-    return _status_bytes("VmRSS")
+    reset_peak_rss()
+    return status_bytes("VmRSS")
 
 
 def _synchronize(device: str) -> None:
@@ -122,7 +112,7 @@ def _worker_ours(args: argparse.Namespace) -> dict:
     if args.worker == "ours-memory":
         rss_before = _start_memory_probe()
         maxsim_topk(queries, documents, k=args.k, device=args.device, chunk_tokens=chunk_tokens)
-        return {"peak_extra_bytes": _status_bytes("VmHWM") - rss_before}
+        return {"peak_extra_bytes": status_bytes("VmHWM") - rss_before}
 
     times, peaks = [], []
     for _ in range(args.repeats):
@@ -181,7 +171,7 @@ def _worker_pylate(args: argparse.Namespace) -> dict:
         _synchronize(args.device)
         times.append(time.perf_counter() - start)
         del scores
-    extra = _status_bytes("VmHWM") - rss_before
+    extra = status_bytes("VmHWM") - rss_before
     return {
         "pylate_version": pylate.__version__,
         "seconds": min(times),

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from benchmarks import emit_json
+from benchmarks import emit_json, reset_peak_rss, status_bytes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GIB = 1024**3
@@ -168,19 +168,6 @@ class StandInEncoder:
 
 
 # ---------------------------------------------------------------- stage accounting
-def _rss(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")  # resets VmHWM to the current RSS (Linux)
-
-
 @dataclass
 class StageStats:
     seconds: float = 0.0
@@ -197,14 +184,14 @@ class StageClock:
         self.stats: dict[str, StageStats] = {}
         self._stack: list[str] = []
         self._mark = time.perf_counter()
-        _reset_peak()
+        reset_peak_rss()
 
     def _boundary(self) -> None:
-        now, peak = time.perf_counter(), _rss("VmHWM")
+        now, peak = time.perf_counter(), status_bytes("VmHWM")
         stage = self.stats.setdefault(self._stack[-1] if self._stack else "other (runner)", StageStats())
         stage.seconds += now - self._mark
         stage.peak_bytes = max(stage.peak_bytes, peak)
-        _reset_peak()
+        reset_peak_rss()
         self._mark = time.perf_counter()  # the bookkeeping itself counts to no stage
 
     @contextlib.contextmanager
