@@ -92,11 +92,17 @@ def test_exactly_the_three_gte_disagreements_are_found(reference) -> None:
     assert lfm2["agrees"].all() and (lfm2["difference_pp"].abs() <= 0.0134).all()
 
 
-def test_malformed_reference_is_rejected_with_the_place_named(tmp_path: Path) -> None:
+def _edited_copy(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    """The committed reference folder copied, with one text edit in one data file."""
     copy = tmp_path / "reference"
     shutil.copytree(REFERENCE_DIR, copy)
-    matrix = copy / "gte_moderncolbert_v1.ndcg10_matrix.csv"
-    matrix.write_text(matrix.read_text().replace("0.309", "0.31"))
+    edited = copy / file
+    edited.write_text(edited.read_text().replace(old, new))
+    return copy
+
+
+def test_malformed_reference_is_rejected_with_the_place_named(tmp_path: Path) -> None:
+    copy = _edited_copy(tmp_path, "gte_moderncolbert_v1.ndcg10_matrix.csv", "0.309", "0.31")
     with pytest.raises(ValueError, match=r"cell \(ar, ar\).*exactly 3 decimals"):
         load_reference(copy)
     manifest = json.loads((copy / "manifest.json").read_text())
@@ -126,9 +132,6 @@ def test_diagonal_references_load_as_published_and_cover_only_the_diagonal(refer
 
 
 def test_diagonal_table_rejects_unknown_languages(tmp_path: Path) -> None:
-    folder = tmp_path / "reference"
-    shutil.copytree(REFERENCE_DIR, folder)
-    path = folder / "hakari_bench_bm25.mnanobeir_ndcg10_diagonal.csv"
-    path.write_text(path.read_text().replace("ar,mean,", "xx,mean,"))
+    folder = _edited_copy(tmp_path, "hakari_bench_bm25.mnanobeir_ndcg10_diagonal.csv", "ar,mean,", "xx,mean,")
     with pytest.raises(ValueError, match=r"unknown languages \['xx'\]"):
         load_reference(folder)
