@@ -43,21 +43,27 @@ def load_encoder(request: EncoderRequest, *, device: str, dtype: str | torch.dty
                    document_length=request.document_length, batch_tokens=request.batch_tokens,
                    padding_side=request.padding_side, trust_remote_code=request.trust_remote_code,
                    attn_implementation=attn_implementation)
-    if request.fixture and request.path:
-        raise ValueError(f"model {request.name!r} names both a fixture architecture ({request.fixture}) and a checkpoint "
-                         f"folder ({request.path}): a fixture is built, never read from a folder; set fixture=null to "
-                         "evaluate the folder, or drop the path")
+    check_location(request)
     if request.fixture:
         from models.fixtures import build_fixture_checkpoint, default_fixture_texts
 
         folder = build_fixture_checkpoint(request.fixture, fixture_models_dir(cache_dir), default_fixture_texts())
         return load_colbert(str(folder), **options)
     if request.path:
-        if not Path(request.path).is_dir():
-            raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
         check_checkpoint(read_checkpoint_layout(Path(request.path)))  # a damaged file named, not a bare loader error
         return load_colbert(str(request.path), **options)
     return load_colbert(request.source, revision=request.revision, local_files_only=local_files_only, **options)
+
+
+def check_location(request: EncoderRequest) -> None:
+    """Where a checkpoint comes from, checked once for every kind: a fixture is built, never read
+    from a folder, and a ``path`` must be a folder."""
+    if request.fixture and request.path:
+        raise ValueError(f"model {request.name!r} names both a fixture architecture ({request.fixture}) and a checkpoint "
+                         f"folder ({request.path}): a fixture is built, never read from a folder; set fixture=null to "
+                         "evaluate the folder, or drop the path")
+    if request.path and not Path(request.path).is_dir():
+        raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
 
 
 # The settings each kind reads from request.options (its model config's own keys).
@@ -86,9 +92,7 @@ def load_kind(request: EncoderRequest, *, device: str, dtype: str | torch.dtype,
         if request.fixture or request.path:
             raise ValueError(f"model {request.name!r}: BM25 has no checkpoint; drop fixture and path")
         return BM25Retriever(BM25Settings(**options), name=request.name)
-    if request.fixture and request.path:
-        raise ValueError(f"model {request.name!r} names both a fixture ({request.fixture}) and a checkpoint folder "
-                         f"({request.path}): set fixture=null to evaluate the folder, or drop the path")
+    check_location(request)
     if request.fixture:
         if request.fixture != request.kind:
             raise ValueError(f"model {request.name!r} of kind {request.kind} names fixture {request.fixture!r}; "
@@ -98,8 +102,6 @@ def load_kind(request: EncoderRequest, *, device: str, dtype: str | torch.dtype,
 
         source, revision = str(build_kind_fixture(request.kind, fixture_models_dir(cache_dir), default_fixture_texts())), None
     elif request.path:
-        if not Path(request.path).is_dir():
-            raise FileNotFoundError(f"model.path {request.path!r} for {request.name} is not a folder")
         source, revision = str(request.path), None
     else:
         source, revision = request.source, request.revision
