@@ -154,14 +154,10 @@ def load_colbert_linear(folder: Path, hidden_size: int) -> torch.nn.Linear:
 def load_bge_m3(source: str, *, revision: str | None = None, device: str = "cpu", dtype: str = "auto", name: str | None = None,
                 query_length: int | None = None, document_length: int | None = None, batch_tokens: int = 16384,
                 local_files_only: bool | None = None) -> BGEM3ColBERTEncoder:
-    """Load a BGE-M3-format checkpoint (local folder, or hub id at ``revision``; the hub download
-    takes ``*.pt`` too, which the ColBERT loader does not)."""
-    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only)
+    """Load a BGE-M3-format checkpoint (local folder, or hub id at ``revision``; the hub snapshot
+    takes ``colbert_linear.pt`` too, through the same bounded, pinned fetch as every checkpoint)."""
+    resolved = resolve_source(source, revision=revision, local_files_only=local_files_only, extra_patterns=(COLBERT_FILE,))
     folder = resolved.folder
-    if not (folder / COLBERT_FILE).is_file() and resolved.revision is not None:
-        from huggingface_hub import hf_hub_download
-
-        hf_hub_download(source, COLBERT_FILE, revision=resolved.revision, local_files_only=bool(local_files_only))
     torch_dtype = resolve_dtype(dtype, device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     backbone = AutoModel.from_pretrained(folder, dtype=torch_dtype).to(device)

@@ -19,7 +19,7 @@ import string
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from models.projection import dense_weight_file
 from nanobeir_ext.data.hub import DEFAULT_REVISION, HubFetchError, HubRepo, fetch_snapshot, revision_text
@@ -188,12 +188,13 @@ def root_weight_files(folder: Path) -> list[Path]:
 
 def resolve_source(
     source: str, *, revision: str | None = None, local_files_only: bool | None = None, cache_dir: str | Path | None = None,
-    trust_remote_code: bool = False,
+    trust_remote_code: bool = False, extra_patterns: Sequence[str] = (),
 ) -> ResolvedSource:
     """A local folder as is, or a hub repo id downloaded (or found in the HF cache) at ``revision``
     through ``nanobeir_ext.data.hub.fetch_snapshot``: one commit, bounded waits, errors that name the
     repo, the revision and the settings to change (:class:`ModelUnavailableError`). ``*.py`` files
-    are fetched only with ``trust_remote_code`` (a checkpoint's own modeling code)."""
+    are fetched only with ``trust_remote_code`` (a checkpoint's own modeling code); ``extra_patterns``
+    names files another checkpoint format needs beside the transformer (BGE-M3's ``colbert_linear.pt``)."""
     path = Path(source).expanduser()
     if path.is_dir():
         if revision not in (None, ""):
@@ -203,7 +204,7 @@ def resolve_source(
         raise FileNotFoundError(f"checkpoint folder {source!r} does not exist (a hub id looks like 'org/name')")
     repo = HubRepo(repo_id=source, repo_type="model", revision=revision_text(revision) or DEFAULT_REVISION)
     options: dict[str, Any] = {"local_files_only": bool(local_files_only), "cache_dir": cache_dir}
-    patterns = HUB_PATTERNS + (REMOTE_CODE_PATTERNS if trust_remote_code else ())
+    patterns = HUB_PATTERNS + (REMOTE_CODE_PATTERNS if trust_remote_code else ()) + tuple(extra_patterns)
     try:
         snapshot = fetch_snapshot(repo, patterns, **options)
         if not root_weight_files(snapshot.folder):  # an older checkpoint without safetensors
