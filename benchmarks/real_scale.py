@@ -28,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -265,7 +266,7 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
         (pipeline, "store_keys", "store keys (hash every text)"),
         (pipeline, "ensure_encoded", "ragged packing + bookkeeping"),
         (EmbeddingStore, "put", "store writes"),
-        (EmbeddingStore, "get", "store reads (checksum)"),
+        (EmbeddingStore, "get", "store reads"),
         (pipeline, "cell_evaluators", "pytrec_eval setup"),
         (pipeline, "retrieve_and_score", "retrieval loop (rest)"),
         (pipeline, "write_trec_run", "TREC run files"),
@@ -301,7 +302,16 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
         "harness_rest_seconds": rest, "rest_over_maxsim": rest / maxsim_seconds,
         "peak_rss_gib": max(s["peak_gib"] for s in stats.values()),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()[0],
+        "harness_commit": _commit(), "store": "float32 vectors, xxh3_128 checksum (nanobeir_ext/embeddings/store.py)",
     }  # fmt: skip
+
+
+def _commit() -> str:
+    """The harness commit measured ("+dirty" when the work tree differs from it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "HEAD") + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 # ---------------------------------------------------------------- the series
@@ -384,7 +394,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--document-tokens", type=int, default=512, help="the stand-in encoder's document length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, help="keep snapshots, stores and runs here (default: a temp folder)")
-    parser.add_argument("--out", type=Path, help="also write the JSON result here")
+    parser.add_argument("--keep-work", action="store_true", help="keep each scale's snapshot, store and run folder")
+    parser.add_argument("--out", type=Path, help="also write the JSON result here (updated after every scale)")
     parser.add_argument("--plot", type=Path, help="write the figure here (png)")
     parser.add_argument("--worker-scale", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -394,6 +405,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def expected_store_bytes(scale: float, languages: Sequence[str], subsets: Sequence[str], document_tokens: int,
+                         seed: int = 0) -> int:
+    """The float32 store one scale writes (document vectors dominate; queries add 649 x 32 per language)."""
+    vectors = 0
+    for subset_index, subset in enumerate(subsets):
+        n_docs_real, n_queries, _ = SUBSETS[subset]
+        lengths = document_lengths(max(1, round(n_docs_real * scale)), np.random.default_rng([seed, subset_index]))
+        vectors += int(np.minimum(np.ceil(lengths / CHARS_PER_TOKEN), document_tokens).sum()) + n_queries * QUERY_TOKENS
+    return vectors * len(languages) * DIM * 4
+
+
+def check_disk(root: Path, scales: Sequence[float], languages: Sequence[str], subsets: Sequence[str],
+               document_tokens: int) -> None:
+    """Refuse before any work when the largest scale's store cannot fit (each scale's folder is removed after it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    needed = expected_store_bytes(max(scales), languages, subsets, document_tokens) * 1.05  # + snapshot and runs
+    free = shutil.disk_usage(root).free
+    if needed > free:
+        raise SystemExit(f"scale {max(scales):g} needs about {needed / GIB:.1f} GiB under {root} "
+                         f"(float32 store), {free / GIB:.1f} GiB are free: pass smaller --scales or another --work-dir")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse_args(argv)
     subsets = list(SUBSETS)[: args.subsets]
@@ -401,9 +434,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = run_scale(args.worker_scale, args.languages, subsets, args.document_tokens, args.work_dir, args.seed)
         args.result.write_text(json.dumps(result))
         return result
-    results = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="real-scale-") as tmp:
         root = args.work_dir or Path(tmp)
+        check_disk(root, args.scales, args.languages, subsets, args.document_tokens)
         for scale in sorted(args.scales):
             work = root / f"scale-{scale:g}"
             work.mkdir(parents=True, exist_ok=True)
@@ -413,12 +447,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        "--seed", str(args.seed), "--languages", *args.languages]  # fmt: skip
             subprocess.run(command, check=True, cwd=REPO_ROOT)  # a fresh process: its own peak memory
             results.append(json.loads(result_path.read_text()))
+            if not args.keep_work:
+                shutil.rmtree(work)  # the next scale needs the disk (a full-scale store is ~66 GB)
             print(f"scale {scale:g} done in {results[-1]['run_seconds']:.1f} s", flush=True)
+            if args.out:  # every finished scale is kept, even if a later one is killed
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps({"benchmark": "real_scale", "results": results, "summary": summarize(results),
+                                                "complete": False}, sort_keys=True) + "\n")
     summary = summarize(results)
-    report = {"benchmark": "real_scale", "results": results, "summary": summary}
+    report = {"benchmark": "real_scale", "results": results, "summary": summary, "complete": True}
     print_results(results, summary)
     if args.plot:
-        machine = f"{results[0]['cpu_count']} cores, {results[0]['threads']} torch threads, shared"
+        machine = f"{results[0]['cpu_count']} cores, {results[0]['threads']} torch threads"
         plot(results, args.plot, machine)
     emit_json(report, args.out)
     return report

@@ -176,8 +176,9 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[Work
         if not len(data.collection(subset, language, role)):
             return None  # a language that lost every text: its cells retrieve nothing
         key = keys[WorkUnit(spec.key, subset, language, role)]
-        embeddings = store.get(key)
-        if embeddings is None:  # vanished or failed its checksum since phase 1
+        # Phase 1 of this run verified or wrote every entry: its checksum is not computed twice.
+        embeddings = store.get(key, verify=False)
+        if embeddings is None:  # vanished (or its header was damaged) since phase 1
             raise RuntimeError(f"embedding set {subset} {language} {PLURAL[role]} (key {key[:12]}) is missing or "
                                "corrupt; run again to re-encode it")
         return embeddings

@@ -57,13 +57,25 @@ def test_stage_clock_counts_self_time():
 @pytest.mark.slow
 def test_the_benchmark_runs_end_to_end_at_a_tiny_scale(tmp_path):
     report = real_scale.main(["--scales", "0.002", "0.004", "--languages", "en", "de", "--subsets", "1",
+                              "--work-dir", str(tmp_path / "work"),
                               "--out", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    assert list((tmp_path / "work").iterdir()) == []  # each scale's folder went once measured
     first, second = report["results"]
     assert first["cells"] == 4 and second["counts_per_language"]["documents"] == round(3635 * 0.004)
     for result in report["results"]:
         stages = result["stages"]
         assert stages["MaxSim"]["calls"] == 4 and stages["pytrec_eval"]["calls"] == 4
-        assert {"load and validate", "store writes", "store reads (checksum)", "outputs and report"} <= set(stages)
+        assert {"load and validate", "store writes", "store reads", "outputs and report"} <= set(stages)
         assert 0 < result["maxsim_fraction_of_peak"] and result["peak_rss_gib"] > 0
     assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "r.json").is_file()
     assert set(report["summary"]["goals_at_largest_scale"]) >= {"peak_memory_at_most_4_gib"}
+
+
+def test_a_store_larger_than_the_free_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    subsets = list(real_scale.SUBSETS)
+    full = real_scale.expected_store_bytes(1.0, real_scale.LANGUAGES, subsets, 512)
+    assert 60e9 < full < 72e9  # ~254 vectors per document x 56,723 x 9 languages x 512 bytes
+    monkeypatch.setattr(real_scale.shutil, "disk_usage", lambda path: type("U", (), {"free": int(full * 0.9)})())
+    with pytest.raises(SystemExit, match=r"scale 1 needs about .* GiB under .* free"):
+        real_scale.check_disk(tmp_path, [0.5, 1.0], real_scale.LANGUAGES, subsets, 512)
+    real_scale.check_disk(tmp_path, [0.5], real_scale.LANGUAGES, subsets, 512)  # half fits

@@ -177,6 +177,36 @@ def test_damaged_entry_is_logged_deleted_and_reported_absent(tmp_path, caplog, h
     assert store.get(key) is not None
 
 
+def test_verify_false_skips_only_the_checksum(tmp_path):
+    """Phase 2 reads entries phase 1 verified moments ago without hashing them again: a flipped
+    vector byte then goes unseen, but a truncated file or a wrong key is still refused."""
+    store = EmbeddingStore(tmp_path)
+    key = any_key(0)
+    path = store.put(key, ragged([3, 2, 4]), {}).path
+    _damage(path, "flipped vector byte")
+    assert store.get(key, verify=False) is not None
+    assert store.get(key) is None and not path.exists()  # the default verifies, and deletes
+    path = store.put(key, ragged([3, 2, 4]), {}).path
+    _damage(path, "truncated")
+    assert store.get(key, verify=False) is None and not path.exists()
+
+
+def test_an_entry_of_the_previous_format_is_replaced_not_trusted(tmp_path, caplog):
+    """Format 1 entries carried a sha256 checksum: read as damaged (logged, deleted), so they are re-encoded."""
+    from safetensors.torch import save_file
+
+    store = EmbeddingStore(tmp_path)
+    key = any_key(0)
+    path = store.put(key, ragged([2, 1]), {}).path
+    embeddings = store.get(key)
+    header = {"format": "nanobeir-ext/ragged-embeddings", "format_version": "1", "key": key,
+              "ids": json.dumps(list(embeddings.ids)), "metadata": "{}", "sha256": "0" * 64}
+    save_file({"vectors": embeddings.vectors.clone(), "offsets": embeddings.offsets.clone()}, str(path), metadata=header)
+    with caplog.at_level(logging.WARNING, logger="nanobeir_ext.embeddings.store"):
+        assert store.get(key) is None
+    assert "version '1'" in caplog.text and not path.exists()
+
+
 def test_entry_filed_under_the_wrong_key_is_rejected(tmp_path, caplog):
     store = EmbeddingStore(tmp_path)
     key, other = any_key(0), any_key(1)
