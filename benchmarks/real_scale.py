@@ -238,6 +238,7 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
     from nanobeir_ext.latency.peak import matmul_peak_flops
     from runners import evaluate
 
+    commit = _commit()  # before anything runs: the code this process imports
     started = time.perf_counter()
     snapshot = work / "snapshot"
     counts = write_snapshot(snapshot, scale, languages, subsets, seed)
@@ -302,7 +303,7 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
         "harness_rest_seconds": rest, "rest_over_maxsim": rest / maxsim_seconds,
         "peak_rss_gib": max(s["peak_gib"] for s in stats.values()),
         "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()[0],
-        "harness_commit": _commit(), "store": "float32 vectors, xxh3_128 checksum (nanobeir_ext/embeddings/store.py)",
+        "harness_commit": commit, "store": "float32 vectors, xxh3_128 checksum (nanobeir_ext/embeddings/store.py)",
     }  # fmt: skip
 
 
@@ -364,6 +365,38 @@ def print_results(results: Sequence[dict[str, Any]], summary: dict[str, Any]) ->
         print(f"goal at x{summary['largest_scale']:g}: {name}: {'met' if met else 'NOT met'}")
 
 
+def _fraction(scale: float) -> str:
+    return f"1/{round(1 / scale)}" if scale < 1 and abs(1 / scale - round(1 / scale)) < 1e-9 else f"{scale:g}"
+
+
+def markdown_table(results: Sequence[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The per-stage table of a saved result, for reports/performance.md (rendered, never retyped)."""
+    names = sorted(dict.fromkeys(n for r in results for n in r["stages"]),
+                   key=lambda n: (n != "MaxSim", -results[-1]["stages"].get(n, {}).get("seconds", 0.0)))
+    lines = ["| stage | " + " | ".join(f"{_fraction(r['scale'])}: s" for r in results) + " |",
+             "|---|" + "---|" * len(results)]
+    lines += [f"| {name} | " + " | ".join(f"{r['stages'].get(name, {}).get('seconds', 0.0):.1f}" for r in results) + " |"
+              for name in names]
+    rows = {
+        "**run (runners.evaluate.run)**": lambda r: f"{r['run_seconds']:.1f}",
+        "everything but MaxSim (harness)": lambda r: f"{r['harness_rest_seconds']:.1f}",
+        "**rest / MaxSim** (goal <= 10%)": lambda r: f"**{100 * r['rest_over_maxsim']:.1f}%**",
+        "MaxSim GFLOP/s (% of the matmul peak, same process)":
+            lambda r: f"{r['maxsim_gflops_per_s']:.0f} ({100 * r['maxsim_fraction_of_peak']:.0f}% of {r['matmul_peak_gflops_per_s']:.0f})",
+        "peak RSS GiB (goal <= 4 at scale 1)": lambda r: f"{r['peak_rss_gib']:.2f}",
+        "store on disk GB": lambda r: f"{r['store_bytes'] / 1e9:.1f}",
+        "documents per language": lambda r: f"{r['counts_per_language']['documents']:,}",
+        "load average at the end": lambda r: f"{r['load_average_at_end']:.1f}",
+    }  # fmt: skip
+    lines += [f"| {label} | " + " | ".join(cell(r) for r in results) + " |" for label, cell in rows.items()]
+    growth_line = (f"Fits over the scales (seconds = fixed + per_scale x scale; log-log slope, 1 = linear): MaxSim "
+                   f"slope {summary['maxsim_growth']['log_log_slope']:.2f}, fixed {summary['maxsim_growth']['fixed_seconds']:.1f} s; "
+                   f"the rest slope {summary['rest_growth']['log_log_slope']:.2f}, fixed {summary['rest_growth']['fixed_seconds']:.1f} s.")
+    goals = "; ".join(f"{name}: {'met' if met else 'NOT met'}" for name, met in summary["goals_at_largest_scale"].items())
+    return "\n".join(lines + ["", growth_line, f"Goals at scale {summary['largest_scale']:g}: {goals}.",
+                              f"Harness commit: {results[-1].get('harness_commit', 'unrecorded')}."])
+
+
 def plot(results: Sequence[dict[str, Any]], path: Path, machine: str) -> Path:
     from nanobeir_ext.reporting.figures import pyplot, save_figure
 
@@ -397,6 +430,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-work", action="store_true", help="keep each scale's snapshot, store and run folder")
     parser.add_argument("--out", type=Path, help="also write the JSON result here (updated after every scale)")
     parser.add_argument("--plot", type=Path, help="write the figure here (png)")
+    parser.add_argument("--render", type=Path, help="print the markdown table of a saved --out JSON (and --plot it)")
     parser.add_argument("--worker-scale", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -430,6 +464,13 @@ def check_disk(root: Path, scales: Sequence[float], languages: Sequence[str], su
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse_args(argv)
     subsets = list(SUBSETS)[: args.subsets]
+    if args.render is not None:  # a saved result: its table (and figure) again, no measuring
+        report = json.loads(args.render.read_text())
+        print(markdown_table(report["results"], report["summary"]))
+        if args.plot:
+            first = report["results"][0]
+            plot(report["results"], args.plot, f"{first['cpu_count']} cores, {first['threads']} torch threads")
+        return report
     if args.worker_scale is not None:
         result = run_scale(args.worker_scale, args.languages, subsets, args.document_tokens, args.work_dir, args.seed)
         args.result.write_text(json.dumps(result))
@@ -457,6 +498,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = summarize(results)
     report = {"benchmark": "real_scale", "results": results, "summary": summary, "complete": True}
     print_results(results, summary)
+    print(markdown_table(results, summary))
     if args.plot:
         machine = f"{results[0]['cpu_count']} cores, {results[0]['threads']} torch threads"
         plot(results, args.plot, machine)

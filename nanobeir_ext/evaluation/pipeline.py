@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from nanobeir_ext.data import CellCounts, Qrels, SubsetData, TextCollection, load_languages
 from nanobeir_ext.embeddings.ragged import RaggedEmbeddings
+from nanobeir_ext.embeddings.space import SpaceForecast
 from nanobeir_ext.embeddings.store import EmbeddingStore, store_key
 from nanobeir_ext.evaluation.metrics import QrelsEvaluator
 from nanobeir_ext.evaluation.plan import EvaluationPlan, ModelSpec, WorkUnit, shard_units, work_units
@@ -118,6 +119,11 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
     record = EncodingLog()
     start = time.perf_counter()
     units = list(units)
+    forecast = SpaceForecast(store.root, remaining_chars={})
+    for unit in units:  # a stat per set: what is not stored yet will be written
+        if not store.contains(keys[unit]):
+            chars = sum(map(len, data.collection(unit.subset, unit.language, unit.role).texts))
+            forecast.remaining_chars[unit.role] = forecast.remaining_chars.get(unit.role, 0) + chars
     for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
         collection = data.collection(unit.subset, unit.language, unit.role)
         key = keys[unit]
@@ -130,7 +136,11 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
             continue
         output = encoder.encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
         embeddings = RaggedEmbeddings.from_list(collection.ids, output.embeddings)
-        store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated), "tokens": str(output.tokens)})
+        entry = store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated),
+                                            "tokens": str(output.tokens)})
+        shortage = forecast.record(unit.role, sum(map(len, collection.texts)), entry.path.stat().st_size)
+        if shortage:
+            log.warning(shortage)
         record.encoded.append(unit)
         record.truncated[unit] = output.truncated
     record.seconds = time.perf_counter() - start

@@ -69,6 +69,10 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_scale(tmp_path):
         assert 0 < result["maxsim_fraction_of_peak"] and result["peak_rss_gib"] > 0
     assert (tmp_path / "r.png").stat().st_size > 0 and (tmp_path / "r.json").is_file()
     assert set(report["summary"]["goals_at_largest_scale"]) >= {"peak_memory_at_most_4_gib"}
+    rendered = real_scale.main(["--render", str(tmp_path / "r.json")])
+    table = real_scale.markdown_table(rendered["results"], rendered["summary"])
+    assert table.splitlines()[0] == "| stage | 1/500: s | 1/250: s |" and table.splitlines()[2].startswith("| MaxSim | ")
+    assert f"{first['stages']['MaxSim']['seconds']:.1f}" in table.splitlines()[2]
 
 
 def test_a_store_larger_than_the_free_disk_is_refused_before_any_work(tmp_path, monkeypatch):
