@@ -60,6 +60,7 @@ DOC_CHARS_SIGMA = 1.0  # log-normal spread: median ~840 characters, 1% of docume
 CHARS_PER_TOKEN = 4.0
 QUERY_TOKENS = 32  # ColBERT queries are expanded to a fixed length
 DIM = 128
+STAND_IN = "stand-in encoder (not harness)"  # its stage: timed and measured, never counted as the harness's
 
 
 # ---------------------------------------------------------------- the synthetic snapshot
@@ -275,7 +276,7 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
         (pipeline, "sort_long", "results table"),
         (pipeline, "results_from_per_query", "results table"),
         (evaluate, "write_outputs", "outputs and report"),
-        (encoder, "encode", "stand-in encoder (not harness)"),
+        (encoder, "encode", STAND_IN),
     ]
     with contextlib.ExitStack() as stack:
         for target, name, stage in stages:
@@ -289,7 +290,7 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
 
     stats = {name: {"seconds": s.seconds, "calls": s.calls, "peak_gib": s.peak_bytes / GIB} for name, s in clock.stats.items()}
     maxsim_seconds = stats["MaxSim"]["seconds"]
-    excluded = ("MaxSim", "stand-in encoder (not harness)")
+    excluded = ("MaxSim", STAND_IN)
     rest = sum(s["seconds"] for name, s in stats.items() if name not in excluded)
     peak = max(peaks)
     return {
@@ -325,6 +326,11 @@ def growth(results: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], fl
     per_scale, fixed = np.polyfit(scales, seconds, 1)
     slope = np.polyfit(np.log(scales), np.log(np.maximum(seconds, 1e-9)), 1)[0]
     return {"fixed_seconds": float(fixed), "seconds_per_full_scale": float(per_scale), "log_log_slope": float(slope)}
+
+
+def harness_peak_gib(result: dict[str, Any]) -> float:
+    """Peak resident memory over the harness's stages (the stand-in's own temporaries left out)."""
+    return max(s["peak_gib"] for name, s in result["stages"].items() if name != STAND_IN)
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -383,7 +389,8 @@ def markdown_table(results: Sequence[dict[str, Any]], summary: dict[str, Any]) -
         "**rest / MaxSim** (goal <= 10%)": lambda r: f"**{100 * r['rest_over_maxsim']:.1f}%**",
         "MaxSim GFLOP/s (% of the matmul peak, same process)":
             lambda r: f"{r['maxsim_gflops_per_s']:.0f} ({100 * r['maxsim_fraction_of_peak']:.0f}% of {r['matmul_peak_gflops_per_s']:.0f})",
-        "peak RSS GiB (goal <= 4 at scale 1)": lambda r: f"{r['peak_rss_gib']:.2f}",
+        "peak RSS GiB, whole process (goal <= 4 at scale 1)": lambda r: f"{r['peak_rss_gib']:.2f}",
+        "peak RSS GiB, harness stages only": lambda r: f"{harness_peak_gib(r):.2f}",
         "store on disk GB": lambda r: f"{r['store_bytes'] / 1e9:.1f}",
         "documents per language": lambda r: f"{r['counts_per_language']['documents']:,}",
         "load average at the end": lambda r: f"{r['load_average_at_end']:.1f}",
@@ -403,7 +410,7 @@ def plot(results: Sequence[dict[str, Any]], path: Path, machine: str) -> Path:
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     scales = [r["scale"] for r in results]
-    names = [n for n in dict.fromkeys(n for r in results for n in r["stages"]) if n != "stand-in encoder (not harness)"]
+    names = [n for n in dict.fromkeys(n for r in results for n in r["stages"]) if n != STAND_IN]
     for name in names:
         left.plot(scales, [r["stages"].get(name, {}).get("seconds", 0.0) for r in results], marker="o", label=name,
                   linewidth=2.5 if name == "MaxSim" else 1.2)

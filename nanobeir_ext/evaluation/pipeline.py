@@ -134,19 +134,27 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
             record.reused.append(unit)
             record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
             continue
-        output = encoder.encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
-        embeddings = RaggedEmbeddings.from_list(collection.ids, output.embeddings)
-        entry = store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated),
-                                            "tokens": str(output.tokens)})
-        shortage = forecast.record(unit.role, sum(map(len, collection.texts)), entry.path.stat().st_size)
+        truncated, written = _encode_and_store(unit, collection, encoder, key, store, progress)
+        shortage = forecast.record(unit.role, sum(map(len, collection.texts)), written)
         if shortage:
             log.warning(shortage)
         record.encoded.append(unit)
-        record.truncated[unit] = output.truncated
+        record.truncated[unit] = truncated
     record.seconds = time.perf_counter() - start
     if record.reused:
         log.info("reused %d stored embedding sets, encoded %d", len(record.reused), len(record.encoded))
     return record
+
+
+def _encode_and_store(unit: WorkUnit, collection: TextCollection, encoder: Encoder, key: str, store: EmbeddingStore,
+                      progress: bool) -> tuple[int, int]:
+    """Encode one set and store it; returns (texts truncated, bytes written). Its vectors (the encoder's
+    list and the packed copy) are freed on return, not held through the next set's encoding."""
+    output = encoder.encode(list(collection.texts), unit.role, progress=progress, desc=unit.describe())
+    embeddings = RaggedEmbeddings.from_list(collection.ids, output.embeddings)
+    entry = store.put(key, embeddings, {"unit": unit.describe(), "truncated": str(output.truncated),
+                                        "tokens": str(output.tokens)})
+    return output.truncated, entry.path.stat().st_size
 
 
 def ensure_indexed(units: Iterable[WorkUnit], ranker: Ranker, data: BenchmarkData, index_dir: Path,
