@@ -229,8 +229,9 @@ def patched(target: Any, name: str, value: Any) -> Iterator[None]:
 
 # ---------------------------------------------------------------- one scale, in its own process
 def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], document_tokens: int, work: Path,
-              seed: int = 0) -> dict[str, Any]:
-    """Write the snapshot, then time ``runners.evaluate.run`` on it stage by stage."""
+              seed: int = 0, encode_only: bool = False) -> dict[str, Any]:
+    """Write the snapshot, then time ``runners.evaluate.run`` on it stage by stage (``encode_only``:
+    phase 1 alone, as a ``shard=0/1`` run: encoding, packing and store writes, minutes at full scale)."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -253,7 +254,7 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
         f"runtime.cache_dir={work / 'cache'}", f"benchmark.path={snapshot}", "benchmark.name=synthetic-real-scale",
         f"benchmark.subsets=[{','.join(subsets)}]", f"benchmark.languages=[{','.join(languages)}]",
         f"matrix.doc_langs=[{','.join(languages)}]", f"matrix.query_langs=[{','.join(languages)}]",
-    ]  # fmt: skip
+    ] + (["shard=0/1"] if encode_only else [])  # fmt: skip
     with initialize_config_dir(config_dir=str(REPO_ROOT / "configs"), version_base=None):
         cfg = compose("evaluate", overrides=overrides)
     encoder = StandInEncoder(document_tokens)
@@ -289,6 +290,14 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
     peaks.append(matmul_peak_flops("cpu", torch.float32))
 
     stats = {name: {"seconds": s.seconds, "calls": s.calls, "peak_gib": s.peak_bytes / GIB} for name, s in clock.stats.items()}
+    if encode_only:
+        return {
+            "scale": scale, "encode_only": True, "languages": list(languages), "subsets": list(subsets),
+            "document_tokens": document_tokens, "counts_per_language": counts, "run_seconds": total, "stages": stats,
+            "store_bytes": sum(f.stat().st_size for f in (work / "cache").rglob("*.safetensors")),
+            "peak_rss_gib": max(s["peak_gib"] for s in stats.values()), "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()[0], "harness_commit": commit,
+        }  # fmt: skip
     maxsim_seconds = stats["MaxSim"]["seconds"]
     excluded = ("MaxSim", STAND_IN)
     rest = sum(s["seconds"] for name, s in stats.items() if name not in excluded)
@@ -434,6 +443,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--document-tokens", type=int, default=512, help="the stand-in encoder's document length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, help="keep snapshots, stores and runs here (default: a temp folder)")
+    parser.add_argument("--encode-only", action="store_true",
+                        help="phase 1 alone (a shard=0/1 run): encoding, packing and store writes; time and memory")
     parser.add_argument("--keep-work", action="store_true", help="keep each scale's snapshot, store and run folder")
     parser.add_argument("--out", type=Path, help="also write the JSON result here (updated after every scale)")
     parser.add_argument("--plot", type=Path, help="write the figure here (png)")
@@ -479,7 +490,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             plot(report["results"], args.plot, f"{first['cpu_count']} cores, {first['threads']} torch threads")
         return report
     if args.worker_scale is not None:
-        result = run_scale(args.worker_scale, args.languages, subsets, args.document_tokens, args.work_dir, args.seed)
+        result = run_scale(args.worker_scale, args.languages, subsets, args.document_tokens, args.work_dir, args.seed,
+                           encode_only=args.encode_only)
         args.result.write_text(json.dumps(result))
         return result
     results: list[dict[str, Any]] = []
@@ -493,15 +505,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             command = [sys.executable, "-m", "benchmarks.real_scale", "--worker-scale", str(scale), "--result", str(result_path),
                        "--work-dir", str(work), "--subsets", str(args.subsets), "--document-tokens", str(args.document_tokens),
                        "--seed", str(args.seed), "--languages", *args.languages]  # fmt: skip
+            command += ["--encode-only"] if args.encode_only else []
             subprocess.run(command, check=True, cwd=REPO_ROOT)  # a fresh process: its own peak memory
             results.append(json.loads(result_path.read_text()))
             if not args.keep_work:
                 shutil.rmtree(work)  # the next scale needs the disk (a full-scale store is ~66 GB)
             print(f"scale {scale:g} done in {results[-1]['run_seconds']:.1f} s", flush=True)
+            if args.encode_only:
+                print(json.dumps({name: [round(st["seconds"], 1), round(st["peak_gib"], 2)]
+                                  for name, st in results[-1]["stages"].items()}), flush=True)
+                continue
             if args.out:  # every finished scale is kept, even if a later one is killed
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps({"benchmark": "real_scale", "results": results, "summary": summarize(results),
                                                 "complete": False}, sort_keys=True) + "\n")
+    if args.encode_only:  # phase 1 only: its stages' time and memory, no MaxSim to compare with
+        report = {"benchmark": "real_scale", "encode_only": True, "results": results}
+        emit_json(report, args.out)
+        return report
     summary = summarize(results)
     report = {"benchmark": "real_scale", "results": results, "summary": summary, "complete": True}
     print_results(results, summary)

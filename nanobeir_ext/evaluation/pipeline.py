@@ -202,7 +202,7 @@ def retrieve_and_score(plan: EvaluationPlan, spec: ModelSpec, keys: Mapping[Work
         return embeddings
 
     def searcher(subset: str, doc_lang: str) -> CellSearch:
-        # Query sets are small: read (and verify) each once per subset, not once per cell.
+        # Query sets are small: read each once per subset, not once per cell.
         if subset not in query_sets:
             query_sets.clear()
             query_sets[subset] = {lang: load(subset, lang, "query") for lang in plan.query_langs}
