@@ -135,6 +135,11 @@ def _write_jsonl(path: Path, records: list[dict[str, str]]) -> None:
 
 
 # ---------------------------------------------------------------- the stand-in encoder
+def document_vectors(characters: np.ndarray, document_tokens: int) -> np.ndarray:
+    """The stand-in's vectors per document: one per ``CHARS_PER_TOKEN`` characters, 1 to ``document_tokens``."""
+    return np.clip(np.ceil(characters / CHARS_PER_TOKEN), 1, document_tokens).astype(np.int64)
+
+
 class StandInEncoder:
     """Random unit vectors, deterministic in the texts: one per ``CHARS_PER_TOKEN`` characters
     (at most ``document_tokens``) for documents, ``QUERY_TOKENS`` for queries. Implements
@@ -160,7 +165,7 @@ class StandInEncoder:
         if role == "query":
             lengths = [QUERY_TOKENS] * len(texts)
         else:
-            lengths = [min(self.document_tokens, max(1, math.ceil(len(t) / CHARS_PER_TOKEN))) for t in texts]
+            lengths = document_vectors(np.array([len(t) for t in texts]), self.document_tokens).tolist()
         seed = zlib.crc32(f"{role}|{len(texts)}|{texts[0] if texts else ''}|{texts[-1] if texts else ''}".encode())
         vectors = torch.randn(sum(lengths), DIM, generator=torch.Generator().manual_seed(seed))
         vectors = torch.nn.functional.normalize(vectors, dim=-1)
@@ -290,30 +295,26 @@ def run_scale(scale: float, languages: Sequence[str], subsets: Sequence[str], do
     peaks.append(matmul_peak_flops("cpu", torch.float32))
 
     stats = {name: {"seconds": s.seconds, "calls": s.calls, "peak_gib": s.peak_bytes / GIB} for name, s in clock.stats.items()}
-    if encode_only:
-        return {
-            "scale": scale, "encode_only": True, "languages": list(languages), "subsets": list(subsets),
-            "document_tokens": document_tokens, "counts_per_language": counts, "run_seconds": total, "stages": stats,
-            "store_bytes": sum(f.stat().st_size for f in (work / "cache").rglob("*.safetensors")),
-            "peak_rss_gib": max(s["peak_gib"] for s in stats.values()), "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()[0], "harness_commit": commit,
-        }  # fmt: skip
-    maxsim_seconds = stats["MaxSim"]["seconds"]
-    excluded = ("MaxSim", STAND_IN)
-    rest = sum(s["seconds"] for name, s in stats.items() if name not in excluded)
-    peak = max(peaks)
-    return {
+    result = {
         "scale": scale, "languages": list(languages), "subsets": list(subsets), "document_tokens": document_tokens,
         "counts_per_language": counts, "snapshot_bytes": snapshot_bytes, "snapshot_seconds": snapshot_seconds,
-        "cells": len(languages) ** 2 * len(subsets), "run_seconds": total, "stages": stats,
+        "run_seconds": total, "stages": stats,
         "store_bytes": sum(f.stat().st_size for f in (work / "cache").rglob("*.safetensors")),
+        "peak_rss_gib": max(s["peak_gib"] for s in stats.values()),
+        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()[0],
+        "harness_commit": commit, "store": "float32 vectors, xxh3_128 checksum (nanobeir_ext/embeddings/store.py)",
+    }  # fmt: skip
+    if encode_only:  # no MaxSim to measure against
+        return {**result, "encode_only": True}
+    maxsim_seconds = stats["MaxSim"]["seconds"]
+    rest = sum(s["seconds"] for name, s in stats.items() if name not in ("MaxSim", STAND_IN))
+    peak = max(peaks)
+    return {
+        **result, "cells": len(languages) ** 2 * len(subsets),
         "maxsim_flops": flops["maxsim"], "maxsim_gflops_per_s": flops["maxsim"] / maxsim_seconds / 1e9,
         "matmul_peak_gflops_per_s": peak / 1e9, "all_matmul_peaks_gflops_per_s": [p / 1e9 for p in peaks],
         "maxsim_fraction_of_peak": flops["maxsim"] / maxsim_seconds / peak,
         "harness_rest_seconds": rest, "rest_over_maxsim": rest / maxsim_seconds,
-        "peak_rss_gib": max(s["peak_gib"] for s in stats.values()),
-        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "load_average_at_end": os.getloadavg()[0],
-        "harness_commit": commit, "store": "float32 vectors, xxh3_128 checksum (nanobeir_ext/embeddings/store.py)",
     }  # fmt: skip
 
 
@@ -464,7 +465,7 @@ def expected_store_bytes(scale: float, languages: Sequence[str], subsets: Sequen
     for subset_index, subset in enumerate(subsets):
         n_docs_real, n_queries, _ = SUBSETS[subset]
         lengths = document_lengths(max(1, round(n_docs_real * scale)), np.random.default_rng([seed, subset_index]))
-        vectors += int(np.minimum(np.ceil(lengths / CHARS_PER_TOKEN), document_tokens).sum()) + n_queries * QUERY_TOKENS
+        vectors += int(document_vectors(lengths, document_tokens).sum()) + n_queries * QUERY_TOKENS
     return vectors * len(languages) * DIM * 4
 
 

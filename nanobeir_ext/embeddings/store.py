@@ -4,8 +4,9 @@ One safetensors file per entry, ``root/ab/abcdef....safetensors``, holding the t
 ``vectors`` ([n_tokens, dim]) and ``offsets`` (int64 [n_texts + 1]); its metadata holds
 the ids (JSON), the format version, the caller's metadata (JSON) and a checksum (XXH3-128)
 over all of that plus the tensor bytes: it guards against damage, not tampering, and at ~8 GB/s
-it costs a real-size store (66 GB of float32 vectors) seconds where sha256 cost a minute. The key (``store_key``) hashes the encoder identity, the
-role and the exact (id, text) pairs, so any change to any of them gives another entry.
+it costs a real-size store (66 GB of float32 vectors) seconds where sha256 cost a minute. The
+key (``store_key``) hashes the encoder identity, the role and the exact (id, text) pairs, so any
+change to any of them gives another entry.
 
 Concurrency and crashes: an entry is written to a temp file in its own folder
 (``.{key}.{pid}.{random}.partial``, which never matches ``*.safetensors``), fsynced, then
@@ -190,7 +191,7 @@ class EmbeddingStore:
         except FileNotFoundError:
             return None
         try:
-            return self._read_verified(path, key, verify)
+            return self._read(path, key, verify)
         except FileNotFoundError:  # replaced or removed between stat and open
             return None
         except PermissionError:  # not damage: the caller must see it
@@ -236,7 +237,7 @@ class EmbeddingStore:
             dtype=_DTYPE_NAMES.get(dtype, dtype.lower()), metadata=json.loads(header.get("metadata", "{}")),
         )
 
-    def _read_verified(self, path: Path, key: str, verify: bool = True) -> RaggedEmbeddings:
+    def _read(self, path: Path, key: str, verify: bool = True) -> RaggedEmbeddings:
         # safe_open rejects a file whose size disagrees with its header (truncated or padded).
         with safe_open(str(path), framework="pt") as handle:
             header = dict(handle.metadata() or {})

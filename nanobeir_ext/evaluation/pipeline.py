@@ -119,11 +119,11 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
     record = EncodingLog()
     start = time.perf_counter()
     units = list(units)
+    chars = {unit: sum(map(len, data.collection(unit.subset, unit.language, unit.role).texts)) for unit in units}
     forecast = SpaceForecast(store.root, remaining_chars={})
     for unit in units:  # a stat per set: what is not stored yet will be written
         if not store.contains(keys[unit]):
-            chars = sum(map(len, data.collection(unit.subset, unit.language, unit.role).texts))
-            forecast.remaining_chars[unit.role] = forecast.remaining_chars.get(unit.role, 0) + chars
+            forecast.remaining_chars[unit.role] = forecast.remaining_chars.get(unit.role, 0) + chars[unit]
     for unit in tqdm(units, desc="encoder passes", unit="pass", disable=not progress or not units):
         collection = data.collection(unit.subset, unit.language, unit.role)
         key = keys[unit]
@@ -135,7 +135,7 @@ def ensure_encoded(units: Iterable[WorkUnit], encoder: Encoder, keys: Mapping[Wo
             record.truncated[unit] = int(store.metadata(key).get("truncated", 0))
             continue
         truncated, written = _encode_and_store(unit, collection, encoder, key, store, progress)
-        shortage = forecast.record(unit.role, sum(map(len, collection.texts)), written)
+        shortage = forecast.record(unit.role, chars[unit], written)
         if shortage:
             log.warning(shortage)
         record.encoded.append(unit)
